@@ -1,0 +1,50 @@
+# Two commands run the course:  `make lab`  opens it,  `make test`  checks it.
+# Both create (or reuse) .venv, install the pinned versions and ftlib (editable).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# The test run is offline and on the quick budget unless you say otherwise,
+# e.g. `make test FTLIB_BUDGET=full`.
+FTLIB_OFFLINE ?= 1
+FTLIB_BUDGET  ?= quick
+PYTEST_ARGS   ?=
+
+.PHONY: install lab test unit notebooks doctor bench fetch clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements.txt -e .
+	@touch $(STAMP)
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+test: install
+	FTLIB_OFFLINE=$(FTLIB_OFFLINE) FTLIB_BUDGET=$(FTLIB_BUDGET) \
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	    --nbval-cell-timeout=900 --durations=15 $(PYTEST_ARGS)
+
+unit: install
+	FTLIB_OFFLINE=$(FTLIB_OFFLINE) $(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+notebooks: install
+	FTLIB_OFFLINE=$(FTLIB_OFFLINE) FTLIB_BUDGET=$(FTLIB_BUDGET) \
+	$(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
+
+doctor: install
+	$(BIN)/python -m ftlib doctor
+
+bench: install
+	$(BIN)/python -m ftlib.bench --quick --json bench.json
+
+fetch: install
+	$(BIN)/python -m data_scripts.fetch --all
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,7 @@
+"""`python -m ftlib doctor`: the environment check of lesson 00."""
+
+import sys
+
+from .doctor import main
+
+sys.exit(main())

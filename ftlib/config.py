@@ -1,0 +1,62 @@
+"""Course settings that come from the environment: world, budget and cache folders.
+
+Every function reads the environment when it is called, never at import time, so a
+notebook can change a variable and see the effect. Used by every lesson (lesson 00
+explains them).
+
+| variable         | meaning                                              | default                  |
+| ---------------- | ---------------------------------------------------- | ------------------------ |
+| `FTLIB_OFFLINE`  | `1` forces the offline world (stand-ins, course weights) | unset: auto          |
+| `FTLIB_BUDGET`   | `quick` (small subsets, few epochs) or `full`         | `quick` on CPU, `full` on GPU |
+| `FTLIB_DATA`     | folder where data sets are cached                      | `~/.cache/ftlib/data`    |
+| `TORCH_HOME`     | torch's hub cache, where weight files go               | `~/.cache/torch`         |
+| `CI`             | set by CI services: progress bars and live plots go quiet | unset                |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+__all__ = ["is_offline", "budget", "is_quiet", "data_dir", "weights_dir", "TRUTHY"]
+
+TRUTHY = {"1", "true", "yes", "on"}
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in TRUTHY
+
+
+def is_offline() -> bool:
+    """True when `FTLIB_OFFLINE` forces the offline world (CI sets it)."""
+    return _flag("FTLIB_OFFLINE")
+
+
+def budget() -> str:
+    """The experiment budget: `"quick"` or `"full"`, from `FTLIB_BUDGET`.
+
+    Unset means `"full"` when a CUDA GPU is present and `"quick"` otherwise.
+    """
+    value = os.environ.get("FTLIB_BUDGET", "").strip().lower()
+    if value in ("quick", "full"):
+        return value
+    if value:
+        raise ValueError(f"FTLIB_BUDGET={value!r}: use 'quick' or 'full'.")
+    return "full" if torch.cuda.is_available() else "quick"
+
+
+def is_quiet() -> bool:
+    """True under CI (`CI` set) or when `FTLIB_QUIET=1`: no progress bars, no live plots."""
+    return _flag("CI") or _flag("FTLIB_QUIET")
+
+
+def data_dir() -> Path:
+    """Folder for cached data sets: `$FTLIB_DATA`, else `~/.cache/ftlib/data`."""
+    return Path(os.environ.get("FTLIB_DATA") or Path.home() / ".cache" / "ftlib" / "data")
+
+
+def weights_dir() -> Path:
+    """torch's hub checkpoint folder (`$TORCH_HOME/hub/checkpoints`), where weights are cached."""
+    return Path(torch.hub.get_dir()) / "checkpoints"

@@ -1,0 +1,58 @@
+"""Device and seeding helpers. Used from lesson 00 on."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["get_device", "seed_everything", "describe_device"]
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The best available device: CUDA, then Apple's MPS, then the CPU.
+
+    `prefer="cpu"` (or any device string) overrides the choice.
+    """
+    if prefer is not None:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device | None = None) -> str:
+    """One line naming the device: GPU name and memory, or CPU thread count."""
+    device = device or get_device()
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"CUDA GPU: {props.name}, {props.total_memory / 2**30:.1f} GiB"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU, {torch.get_num_threads()} threads"
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a `torch.Generator` seeded the same way.
+
+    Pass the generator to a DataLoader (`DataLoader(..., generator=g)`) so that the
+    shuffling order is reproducible too. `deterministic=True` also asks torch for
+    deterministic kernels (slower on GPU; some ops then raise).
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
