@@ -7,12 +7,12 @@ Flat modules, one idea each, readable top to bottom:
 | `config`     | world, budget, cache folders (environment)      | all     |
 | `device`     | device choice and seeding                         | all     |
 | `progress`   | progress bars that go quiet under CI              | all     |
-| `doctor`     | environment check                                 | 00      |
+| `environment`| the doctor: environment check                              | 00      |
 | `models`     | loading models and their named stages             | 01-12   |
 """
 
 from .config import budget, data_dir, is_offline, is_quiet, weights_dir
-from .doctor import doctor, torchvision_problem
+from .environment import doctor, torchvision_problem
 
 _PROBLEM = torchvision_problem()
 if _PROBLEM is None:

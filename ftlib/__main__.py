@@ -2,6 +2,6 @@
 
 import sys
 
-from .doctor import main
+from .environment import main
 
 sys.exit(main())

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["TensorImageDataset", "DataSplits"]
+__all__ = ["TensorImageDataset", "DataSplits", "CLASS_NAMES"]
 
 
 class TensorImageDataset(Dataset):
@@ -80,3 +80,16 @@ class DataSplits:
         sizes = ", ".join(f"{k} {len(getattr(self, k))}" for k in ("train", "val", "test"))
         shape = "x".join(str(s) for s in self.train.images.shape[1:])
         return f"{self.name} [{self.source}] {self.description}: {sizes}; {len(self.class_names)} classes; images {shape}"
+
+
+# Class names shared by each real data set and its offline stand-in (same order, same labels).
+CLASS_NAMES: dict[str, list[str]] = {
+    # PneumoniaMNIST (MedMNIST v2): label 0 normal, 1 pneumonia.
+    "medical": ["normal", "pneumonia"],
+    # EuroSAT RGB, in torchvision's (alphabetical folder) order.
+    "satellite": ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
+                  "Pasture", "PermanentCrop", "Residential", "River", "SeaLake"],
+    # Fashion-MNIST (Zalando product images, MIT licence), in its label order.
+    "retail": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}

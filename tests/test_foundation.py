@@ -1,0 +1,137 @@
+"""Config, device, seeding, progress and the doctor (issue 2)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import ftlib
+from ftlib import config
+from ftlib import environment as doctor_mod
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_budget_reads_environment_at_call_time(monkeypatch):
+    monkeypatch.setenv("FTLIB_BUDGET", "full")
+    assert config.budget() == "full"
+    monkeypatch.setenv("FTLIB_BUDGET", "quick")
+    assert config.budget() == "quick"
+    monkeypatch.delenv("FTLIB_BUDGET")
+    assert config.budget() == ("full" if torch.cuda.is_available() else "quick")
+    monkeypatch.setenv("FTLIB_BUDGET", "huge")
+    with pytest.raises(ValueError, match="quick' or 'full"):
+        config.budget()
+
+
+def test_offline_and_quiet_flags(monkeypatch):
+    for value, expected in [("1", True), ("true", True), ("0", False), ("", False)]:
+        monkeypatch.setenv("FTLIB_OFFLINE", value)
+        assert config.is_offline() is expected
+    monkeypatch.delenv("FTLIB_QUIET", raising=False)
+    monkeypatch.setenv("CI", "true")
+    assert config.is_quiet()
+    monkeypatch.delenv("CI")
+    assert not config.is_quiet()
+
+
+def test_data_dir_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("FTLIB_DATA", str(tmp_path / "d"))
+    assert config.data_dir() == tmp_path / "d"
+    monkeypatch.delenv("FTLIB_DATA")
+    assert config.data_dir() == Path.home() / ".cache" / "ftlib" / "data"
+
+
+def test_seed_everything_makes_runs_repeatable():
+    g1 = ftlib.seed_everything(3)
+    a, ga = torch.rand(4), torch.randperm(10, generator=g1)
+    g2 = ftlib.seed_everything(3)
+    b, gb = torch.rand(4), torch.randperm(10, generator=g2)
+    assert torch.equal(a, b) and torch.equal(ga, gb)
+    ftlib.seed_everything(4)
+    assert not torch.equal(a, torch.rand(4))
+    assert isinstance(g1, torch.Generator)
+
+
+def test_get_device_and_override():
+    expected = "cuda" if torch.cuda.is_available() else None
+    dev = ftlib.get_device()
+    if expected:
+        assert dev.type == "cuda"
+    assert ftlib.get_device("cpu") == torch.device("cpu")
+    assert "CPU" in ftlib.describe_device(torch.device("cpu"))
+
+
+def test_progress_is_quiet_under_ci(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    assert ftlib.progress(range(3)).disable
+    monkeypatch.delenv("CI")
+    monkeypatch.delenv("FTLIB_QUIET", raising=False)
+    assert not ftlib.progress(range(3)).disable
+
+
+def test_doctor_reports_ready_here(monkeypatch):
+    monkeypatch.setenv("FTLIB_OFFLINE", "1")
+    out = io.StringIO()
+    assert ftlib.doctor(file=out) is True
+    text = out.getvalue()
+    for expected in ("python", "torch", "compiled ops load", "device", "caches", "FTLIB_OFFLINE=1", "VERDICT: READY"):
+        assert expected in text, text
+
+
+def test_doctor_names_the_torchvision_ops_case(monkeypatch):
+    import torchvision.ops
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("operator torchvision::nms does not exist")
+
+    monkeypatch.setattr(torchvision.ops, "nms", broken)
+    out = io.StringIO()
+    assert doctor_mod.doctor(network=False, file=out) is False
+    text = out.getvalue()
+    assert "2.13.0+cpu" in text and "torch==2.14.1 torchvision==0.29.1" in text
+    assert "VERDICT: NOT READY" in text
+
+
+def test_doctor_network_check_reports_unreachable(monkeypatch):
+    monkeypatch.delenv("FTLIB_OFFLINE", raising=False)
+    check = doctor_mod._network(probe=("127.0.0.1", 9), timeout=0.5)  # discard port: nothing listens
+    assert not check.ok and not check.fatal and "data_scripts.fetch" in check.fix
+
+
+def _run_with_broken_torchvision(tmp_path: Path, code: list[str]) -> subprocess.CompletedProcess:
+    """Run python with a fake torchvision that fails the way a mismatched build does."""
+    fake = tmp_path / "fake" / "torchvision"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
+    env = dict(os.environ, PYTHONPATH=f"{fake.parent}{os.pathsep}{ROOT}", FTLIB_OFFLINE="1")
+    return subprocess.run([sys.executable, *code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+
+
+def test_doctor_cli_exits_nonzero_when_torchvision_is_broken(tmp_path):
+    result = _run_with_broken_torchvision(tmp_path, ["-m", "ftlib", "doctor"])
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "compiled ops do not load" in result.stdout and "NOT READY" in result.stdout
+
+
+def test_import_explains_a_broken_torchvision(tmp_path):
+    code = textwrap.dedent("""
+        import ftlib
+        try:
+            ftlib.get_device
+        except ImportError as err:
+            print("IMPORTERROR", err)
+    """)
+    result = _run_with_broken_torchvision(tmp_path, ["-c", code])
+    assert "IMPORTERROR" in result.stdout and "python -m ftlib doctor" in result.stdout, result.stderr
+
+
+def test_doctor_cli_usage():
+    assert doctor_mod.main(["nonsense"]) == 2

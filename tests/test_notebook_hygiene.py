@@ -1,0 +1,87 @@
+"""Every lesson notebook is committed clean and stands on its own (issue 2).
+
+nbval (in `make test`) executes each notebook top to bottom in a fresh kernel; these
+checks cover what execution cannot: committed outputs, the kernel, the Colab cell, and
+files that one notebook writes and another reads.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from data_scripts import notebooks as nbtools
+
+PATHS = nbtools.notebook_paths()
+IDS = [p.name for p in PATHS]
+
+# Calls that write a file; their string-literal arguments are the files a notebook creates.
+WRITERS = {"open", "savefig", "save", "save_checkpoint", "write_text", "write_bytes", "to_csv", "dump"}
+CELL_MAGIC = re.compile(r"^(\s*)[%!].*$", re.MULTILINE)
+
+
+def code_of(path: Path) -> str:
+    nb = json.loads(path.read_text())
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    return "\n".join(CELL_MAGIC.sub(r"\1pass", c) for c in cells)
+
+
+def written_paths(code: str) -> set[str]:
+    """String literals passed to a file-writing call, e.g. torch.save(m, "runs/x.pt")."""
+    found = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in WRITERS:
+                found |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
+                          and ("/" in a.value or "." in a.value)}
+    return found
+
+
+def test_there_are_notebooks():
+    assert (Path(nbtools.NOTEBOOKS) / "00_setup.ipynb").exists()
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_notebook_is_committed_clean(path):
+    assert nbtools.problems(json.loads(path.read_text())) == []
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_notebook_parses_and_has_a_title(path):
+    ast.parse(code_of(path))  # every code cell is valid Python (magics aside)
+    nb = json.loads(path.read_text())
+    first = nb["cells"][0]
+    assert first["cell_type"] == "markdown" and "".join(first["source"]).startswith("# "), "start with a # title"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_notebook_does_not_run_other_notebooks(path):
+    code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    assert not re.search(r"%run|%store\s+-r|\.ipynb", code), "a notebook must not depend on another one"
+
+
+def test_no_notebook_reads_what_another_writes():
+    codes = {p.name: code_of(p) for p in PATHS}
+    for writer, code in codes.items():
+        for target in written_paths(code):
+            readers = [name for name, other in codes.items() if name != writer and target in other]
+            assert not readers, f"{readers} use {target!r}, which {writer} writes; let ftlib create it on demand"
+
+
+def test_repository_url_is_written_once():
+    url = nbtools.repository_url()
+    root = Path(nbtools.ROOT)
+    tracked = [p for p in root.rglob("*") if p.is_file() and ".venv" not in p.parts and ".git" not in p.parts
+               and p.suffix in {".py", ".md", ".toml", ".yml", ".txt", ".cfg"}]
+    holders = [str(p.relative_to(root)) for p in tracked if url in p.read_text(errors="ignore")]
+    assert holders == ["pyproject.toml"], holders
+
+
+def test_written_paths_finds_writes():
+    code = 'torch.save(m, "runs/a.pt")\nfig.savefig("plot.png")\nopen("x.txt", "w")\nprint("not/a/write")'
+    assert written_paths(code) == {"runs/a.pt", "plot.png", "x.txt"}
