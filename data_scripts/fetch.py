@@ -1,0 +1,135 @@
+"""Pre-fetch the real data and the ImageNet weights, or check what is already there.
+
+    python -m data_scripts.fetch --all                 # everything (needs network)
+    python -m data_scripts.fetch medical weights       # some of it
+    python -m data_scripts.fetch --all --check         # verify checksums, no network
+
+Names: medical, satellite, retail, photos (lesson 01) and weights. Every file is checked
+against its publisher's checksum (see `ftlib/sources.py`); files already verified
+are skipped, so running it twice costs nothing. The three data sets are also decoded once
+into the 64 px tensor cache. An instructor then copies the two folders printed at the end
+to each lab machine (same paths, or set FTLIB_DATA and TORCH_HOME there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from ftlib.config import data_dir, weights_dir
+from ftlib.datasets import DATASET_NAMES, fetch_dataset, fetch_file, tensor_cache_path
+from ftlib.download import DownloadError, OfflineError, verify_file
+
+from ftlib.sources import DATASETS, MEDMNIST_SIZES, Source, weight_sources
+
+__all__ = ["NAMES", "files_for", "fetch", "check", "main"]
+
+NAMES = ("medical", "satellite", "retail", "photos", "weights")
+DECODE_SIZE = 64  # the tensor cache the lessons read by default
+
+
+def files_for(name: str, sizes: tuple[int, ...] = MEDMNIST_SIZES) -> list[tuple[Source, Path]]:
+    """The sources of `name` and where each one goes (weights: torch's hub cache; the rest: data cache)."""
+    if name == "weights":
+        return [(s, weights_dir() / s.path) for s in weight_sources()]
+    files = DATASETS[name]["files"]
+    chosen = [files[s] for s in sizes] if name == "medical" else list(files.values())
+    return [(s, data_dir() / s.path) for s in chosen]
+
+
+def _root(name: str) -> Path:
+    return weights_dir() if name == "weights" else data_dir()
+
+
+def _size_text(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:,.1f} MiB"
+
+
+def _fetch_one(name: str, sizes: tuple[int, ...]) -> tuple[int, list[Path]]:
+    """Fetch the files of one name; returns (bytes on disk, paths that failed)."""
+    total, failed = 0, []
+    for source, path in files_for(name, sizes):
+        try:
+            fetch_file(source, _root(name))
+            total += path.stat().st_size
+            print(f"  ok       {name:9s} {path}")
+        except OfflineError:
+            raise
+        except DownloadError as err:
+            failed.append(path)
+            print(f"  FAILED   {name:9s} {path}\n           {err}")
+    if name in DATASET_NAMES and not failed and (name != "medical" or DECODE_SIZE in sizes):
+        splits = fetch_dataset(name, DECODE_SIZE)
+        total += tensor_cache_path(name, DECODE_SIZE).stat().st_size
+        print(f"  decoded  {name:9s} {splits.summary()}")
+    return total, failed
+
+
+def fetch(names: list[str], sizes: tuple[int, ...] = MEDMNIST_SIZES) -> int:
+    """Download (or keep) every file of `names`, decode the data sets; 0 when all is well, else 1."""
+    total, failed = 0, []
+    try:
+        for name in names:
+            n_bytes, bad = _fetch_one(name, sizes)
+            total, failed = total + n_bytes, failed + bad
+    except OfflineError as err:
+        print(f"\n{err}")
+        return 1
+    if failed:
+        print(f"\n{len(failed)} file(s) failed; run the same command again (downloads resume).")
+    else:
+        print(f"\nAll files verified: {_size_text(total)} in total.")
+    _print_folders()
+    return 1 if failed else 0
+
+
+def check(names: list[str], sizes: tuple[int, ...] = MEDMNIST_SIZES) -> int:
+    """Verify the files of `names` that should be present (no network); 0 when all are there and intact."""
+    problems = []
+    for name in names:
+        for source, path in files_for(name, sizes):
+            problem = verify_file(path, sha256=source.sha256, md5=source.md5)
+            status = "ok" if problem is None else "MISSING" if not path.exists() else "CORRUPT"
+            print(f"  {status:8s} {name:9s} {path}" + (f"\n           {problem}" if status == "CORRUPT" else ""))
+            if problem:
+                problems.append(name)
+    if problems:
+        wanted = " ".join(dict.fromkeys(problems))
+        print(f"\nMissing or corrupt: {wanted}. On a machine with network run "
+              f"`python -m data_scripts.fetch {wanted}` (it deletes bad copies and resumes partial ones), "
+              f"then copy the folders below to this machine.")
+    else:
+        print("\nEverything is present and matches the publishers' checksums.")
+    _print_folders()
+    return 1 if problems else 0
+
+
+def _print_folders() -> None:
+    print("Copy these two folders to lab machines (same paths, or set FTLIB_DATA and TORCH_HOME there):")
+    print(f"  data cache       : {data_dir()}")
+    print(f"  torch's hub cache: {torch.hub.get_dir()}  (weights in {weights_dir().name}/)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data_scripts.fetch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of: {', '.join(NAMES)}")
+    parser.add_argument("--all", action="store_true", help="every data set and the weights")
+    parser.add_argument("--check", action="store_true", help="verify what is present, without network")
+    parser.add_argument("--sizes", default=",".join(map(str, MEDMNIST_SIZES)),
+                        help="PneumoniaMNIST resolutions to fetch (default: all published)")
+    args = parser.parse_args(argv)
+    names = list(NAMES) if args.all else args.names
+    unknown = [n for n in names if n not in NAMES]
+    if not names or unknown:
+        parser.error(f"give --all or names among {', '.join(NAMES)}" + (f" (unknown: {unknown})" if unknown else ""))
+    sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip().isdigit())
+    if not sizes or not set(sizes) <= set(MEDMNIST_SIZES):
+        parser.error(f"--sizes must be among {MEDMNIST_SIZES}")
+    return (check if args.check else fetch)(names, sizes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""Data sets: the three real ones, the offline stand-ins, and a student's own image folder.
+
+`load_dataset("medical" | "satellite" | "retail", source="auto")` returns a `DataSplits`
+and prints one line saying which data set and which world it used:
+
+| name        | real data set (licence)                          | split                       |
+| ----------- | ------------------------------------------------ | --------------------------- |
+| `medical`   | PneumoniaMNIST, MedMNIST v2 (CC BY 4.0)           | official train / val / test |
+| `satellite` | EuroSAT RGB via torchvision (MIT)                 | seeded 60/20/20, stored in `ftlib/assets/eurosat_split.json` |
+| `retail`    | Fashion-MNIST, Zalando (MIT)                      | official train / test; val = 1,000 per class from train, seed 0 |
+
+`source="auto"` uses the real data when it is in the data cache or can be downloaded,
+and the procedural stand-in otherwise (always when `FTLIB_OFFLINE=1`). Real images are
+decoded once into uint8 tensors `(N, 3, size, size)` and cached in
+`data_dir()/tensors`, so later loads take a second. Raw files come from
+`ftlib.sources` and are checked against the publisher's checksum.
+
+`load_image_folder(root)` reads a student's own images (one folder per class) with the
+same checks; `load_image(path)` reads one image. Used from lesson 02 on, and lessons 08-11.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torchvision.transforms.v2 import functional as TF
+
+from .config import data_dir, is_offline
+from .data import CLASS_NAMES, DataSplits, TensorImageDataset
+from .download import DownloadError, OfflineError, download, safe_extract
+from .progress import progress
+
+if TYPE_CHECKING:
+    from .sources import Source
+
+__all__ = ["load_dataset", "load_image_folder", "load_image", "load_photos", "to_rgb", "fetch_dataset",
+           "fetch_file", "is_cached", "tensor_cache_path", "DATASET_NAMES", "IMAGE_EXTENSIONS"]
+
+DATASET_NAMES = ("medical", "satellite", "retail")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+SPLITS = ("train", "val", "test")
+RETAIL_VAL_PER_CLASS, RETAIL_VAL_SEED = 1000, 0
+_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+# --- one image ----------------------------------------------------------------------------------
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB copy of any PIL image.
+
+    Grayscale is repeated over 3 channels; transparent images (RGBA, LA, palette with
+    transparency) are composited on white; 16-bit images (`I;16`, `I`) are scaled from
+    0..65535 to 0..255 (value / 257, rounded) instead of being clipped at 255; CMYK, palette
+    and YCbCr images go through PIL's own conversion.
+    """
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
+        return Image.fromarray(np.round(values / 257).astype(np.uint8)).convert("RGB")
+    if image.mode == "F":
+        return Image.fromarray(np.clip(np.asarray(image), 0, 255).round().astype(np.uint8)).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
+    """One image file as uint8 `(3, H, W)`, upright (EXIF orientation) and in RGB.
+
+    With `size`, the image is center-cropped to a square and resized to `size` x `size`.
+    Raises `OSError` (or `SyntaxError`/`ValueError`) for a corrupt or truncated file.
+    Lesson 08 uses it for inference on new images.
+    """
+    with Image.open(path) as image:
+        image.load()  # decode everything now: a truncated file fails here
+        image = to_rgb(ImageOps.exif_transpose(image))
+    if size is not None:
+        image = ImageOps.fit(image, (size, size), method=Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
+# --- a student's own folder ---------------------------------------------------------------------
+
+
+def _class_folders(root: Path) -> dict[str, list[Path]]:
+    """{class name: image files}, after checking the one-folder-per-class layout."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder. Give the folder that holds one sub-folder per class.")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    layout = f"Put the images in one sub-folder per class, e.g. {root}/cats/1.jpg and {root}/dogs/1.jpg."
+    if not folders:
+        raise ValueError(f"{root} has no class folders. {layout}")
+    if len(folders) == 1:
+        raise ValueError(f"{root} has only one class folder ({folders[0].name!r}); a classifier needs "
+                         f"at least two classes. {layout}")
+    files = {f.name: sorted(p for p in f.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                            and not p.name.startswith(".")) for f in folders}
+    empty = [name for name, found in files.items() if not found]
+    if empty:
+        raise ValueError(f"Class folder(s) {empty} in {root} have no images (looked for "
+                         f"{', '.join(IMAGE_EXTENSIONS)}). Add images or remove the folder(s).")
+    return files
+
+
+def _decode_all(files: dict[str, list[Path]], root: Path, size: int, strict: bool):
+    """Decode every file; returns images (N, 3, size, size) uint8, labels (N,), bad [(path, reason)]."""
+    images, labels, bad = [], [], []
+    todo = [(label, path) for label, paths in enumerate(files.values()) for path in paths]
+    for label, path in progress(todo, desc="decoding images"):
+        try:
+            images.append(load_image(path, size))
+            labels.append(label)
+        except _UNREADABLE as err:
+            bad.append((path.relative_to(root), f"{type(err).__name__}: {err}"))
+    if bad and strict:
+        raise ValueError(f"{len(bad)} image(s) in {root} cannot be read:\n{_list_bad(bad)}\n"
+                         f"Delete or replace them, or use strict=False to skip them.")
+    if bad:
+        warnings.warn(f"Skipped {len(bad)} unreadable image(s) in {root}:\n{_list_bad(bad)}", stacklevel=3)
+    return images, torch.tensor(labels, dtype=torch.int64), bad
+
+
+def _list_bad(bad: list[tuple[Path, str]], limit: int = 20) -> str:
+    lines = [f"  {path}: {reason}" for path, reason in bad[:limit]]
+    return "\n".join(lines + ([f"  ... and {len(bad) - limit} more"] if len(bad) > limit else []))
+
+
+def _stratified_split(labels: torch.Tensor, fractions: tuple[float, float], seed: int) -> list[torch.Tensor]:
+    """Indices of train, val, test: per class, a seeded shuffle cut at the val and test fractions."""
+    g = torch.Generator().manual_seed(seed)
+    parts: list[list[torch.Tensor]] = [[], [], []]
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        n_val = min(round(len(idx) * fractions[0]), len(idx) - 1)
+        n_test = min(round(len(idx) * fractions[1]), len(idx) - 1 - n_val)
+        for part, chunk in zip(parts, (idx[n_val + n_test:], idx[:n_val], idx[n_val:n_val + n_test])):
+            part.append(chunk)
+    return [torch.cat(p).sort().values for p in parts]
+
+
+def load_image_folder(root: str | Path, *, size: int = 64, val_fraction: float = 0.2,
+                      test_fraction: float = 0.0, seed: int = 0, strict: bool = False) -> DataSplits:
+    """A student's images, one sub-folder per class, as `DataSplits` of uint8 `(N, 3, size, size)`.
+
+    Every image is decoded before any training: a corrupt or truncated file is named and
+    skipped with one warning (or, with `strict=True`, all of them are listed in a
+    `ValueError`). Grayscale, RGBA, palette, 16-bit and CMYK images become RGB (`to_rgb`).
+    Each image is center-cropped to a square and resized to `size`. Per class, a seeded
+    shuffle puts `val_fraction` in val and `test_fraction` in test (empty by default) and
+    always keeps at least one image in train. Used in lesson 08 and the projects.
+    """
+    root = Path(root)
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
+    files = _class_folders(root)
+    images, labels, bad = _decode_all(files, root, size, strict)
+    names = list(files)
+    lost = [names[c] for c in range(len(names)) if not (labels == c).any()]
+    if lost:
+        raise ValueError(f"Class folder(s) {lost} in {root} have no readable image left. Add good images.")
+    stacked = torch.stack(images)
+    parts = [TensorImageDataset(stacked[i], labels[i], names)
+             for i in _stratified_split(labels, (val_fraction, test_fraction), seed)]
+    about = f"your images in {root}, {size} px" + (f", {len(bad)} unreadable skipped" if bad else "")
+    return DataSplits(root.name, "real", about, names, *parts, extra={"skipped": [str(p) for p, _ in bad]})
+
+
+# --- real data: download and decode ------------------------------------------------------------
+
+
+def _sources():
+    from . import sources
+    return sources
+
+
+def fetch_file(source: Source, root: Path | None = None) -> Path:
+    """Download one `ftlib.sources.Source` to `root / source.path` (default root: the data
+    cache), trying its mirrors in turn; a file already verified is kept. Returns the path."""
+    dest = (root or data_dir()) / source.path
+    errors: list[DownloadError] = []
+    for url in source.urls:
+        try:
+            return download(url, dest, md5=source.md5, sha256=source.sha256)
+        except OfflineError:
+            raise
+        except DownloadError as err:  # HTTP error, bad checksum, broken connection: try the next mirror
+            errors.append(err)
+    if len(errors) == 1:
+        raise errors[0]
+    raise DownloadError("Every mirror failed:\n" + "\n".join(str(e) for e in errors))
+
+
+def _medmnist_size(size: int) -> int:
+    """The MedMNIST release to read for `size` px: the smallest published one >= size (max 224)."""
+    return next((s for s in _sources().MEDMNIST_SIZES if s >= size), _sources().MEDMNIST_SIZES[-1])
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, h, w) -> uint8 (N, C, size, size), antialiased, in chunks to bound memory."""
+    if images.shape[-2:] == (size, size):
+        return images.contiguous()
+    chunks = [TF.resize(c, [size, size], antialias=True) for c in images.split(2048)]
+    return torch.cat(chunks)
+
+
+def _gray_to_rgb(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, H, W, 3) -> uint8 (N, 3, H, W)."""
+    t = torch.as_tensor(np.asarray(images, dtype=np.uint8))
+    return t.unsqueeze(1).expand(-1, 3, -1, -1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
+
+
+def _build_medical(size: int) -> dict:
+    """PneumoniaMNIST from its .npz: official splits, labels 0 normal / 1 pneumonia."""
+    release = _medmnist_size(size)
+    path = fetch_file(_sources().MEDICAL[release])
+    with np.load(path) as npz:
+        missing = [f"{s}_{k}" for s in SPLITS for k in ("images", "labels") if f"{s}_{k}" not in npz.files]
+        if missing:
+            raise ValueError(f"{path} lacks {missing}: it is not a MedMNIST file. Delete it and fetch again.")
+        out = {s: (_resize(_gray_to_rgb(npz[f"{s}_images"]), size),
+                   torch.as_tensor(npz[f"{s}_labels"].reshape(-1).astype(np.int64))) for s in SPLITS}
+    about = (f"PneumoniaMNIST (MedMNIST v2 / MedMNIST+, CC BY 4.0): pediatric chest X-rays, {release} px release"
+             + (f" resized to {size} px" if release != size else ""))
+    return {"splits": out, "description": about}
+
+
+def _eurosat_folder() -> Path:
+    """Download and safely extract EuroSAT.zip to data_dir()/eurosat/2750 (torchvision's layout)."""
+    folder = data_dir() / "eurosat" / "2750"
+    if folder.is_dir():
+        return folder
+    archive = fetch_file(_sources().SATELLITE)
+    staging = folder.parent / ".extracting"
+    shutil.rmtree(staging, ignore_errors=True)
+    safe_extract(archive, staging)
+    found = next((p for p in [staging / "2750", *staging.glob("*/2750")] if p.is_dir()), None)
+    if found is None:
+        raise ValueError(f"{archive} has no 2750/ folder: it is not the EuroSAT RGB zip. Delete it and fetch again.")
+    os.replace(found, folder)
+    shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _build_satellite(size: int) -> dict:
+    """EuroSAT RGB through torchvision.datasets.EuroSAT, split by the stored seeded split."""
+    from torchvision.datasets import EuroSAT
+
+    from .eurosat_split import read_split
+
+    folder = _eurosat_folder()
+    dataset = EuroSAT(str(data_dir()), download=False)
+    if dataset.classes != CLASS_NAMES["satellite"]:
+        raise ValueError(f"EuroSAT classes {dataset.classes} differ from {CLASS_NAMES['satellite']}.")
+    present = {Path(p).relative_to(folder).as_posix() for p, _ in dataset.samples}
+    split, out = read_split(), {}
+    for s in SPLITS:
+        names = [(c, f"{name}/{name}_{i}.jpg") for c, name in enumerate(dataset.classes) for i in split[name][s]]
+        missing = [n for _, n in names if n not in present]
+        if missing:
+            raise ValueError(f"EuroSAT files listed in the stored split are missing, e.g. {missing[:3]}. "
+                             f"Delete {data_dir() / 'eurosat'} and fetch again.")
+        images = [load_image(folder / n, size) for _, n in progress(names, desc=f"decoding EuroSAT {s}")]
+        out[s] = (torch.stack(images), torch.tensor([c for c, _ in names], dtype=torch.int64))
+    about = (f"EuroSAT RGB (Sentinel-2 land cover, MIT licence): 64 px tiles"
+             + (f" resized to {size} px" if size != 64 else "") + ", seeded 60/20/20 split")
+    return {"splits": out, "description": about}
+
+
+def _fashion_raw() -> Path:
+    """Download the 4 Fashion-MNIST .gz files and unpack them where torchvision looks."""
+    for source in _sources().RETAIL.values():
+        packed = fetch_file(source)
+        plain = packed.with_suffix("")  # drop .gz
+        if not plain.exists():
+            with gzip.open(packed, "rb") as src, open(str(plain) + ".tmp", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(str(plain) + ".tmp", plain)
+    return data_dir()
+
+
+def _carve_val(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    """Boolean mask (N,) choosing `per_class` items of each class with a seeded shuffle."""
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten()
+        mask[idx[torch.randperm(len(idx), generator=g)[:per_class]]] = True
+    return mask
+
+
+def _build_retail(size: int) -> dict:
+    """Fashion-MNIST through torchvision.datasets.FashionMNIST; val = 1,000 per class of train."""
+    from torchvision.datasets import FashionMNIST
+
+    root = _fashion_raw()
+    train, test = FashionMNIST(str(root), train=True), FashionMNIST(str(root), train=False)
+    labels = train.targets.long()
+    is_val = _carve_val(labels, RETAIL_VAL_PER_CLASS, RETAIL_VAL_SEED)
+    out = {"train": (_resize(_gray_to_rgb(train.data[~is_val]), size), labels[~is_val]),
+           "val": (_resize(_gray_to_rgb(train.data[is_val]), size), labels[is_val]),
+           "test": (_resize(_gray_to_rgb(test.data), size), test.targets.long())}
+    about = (f"Fashion-MNIST (Zalando product images, MIT licence): 28 px grayscale as RGB"
+             + (f", resized to {size} px" if size != 28 else ""))
+    return {"splits": out, "description": about}
+
+
+def load_photos(size: int = 224) -> tuple[torch.Tensor, list[str]]:
+    """Lesson 01's photos (scikit-image samples, CC0 / public domain) as uint8 `(N, 3, size, size)`.
+
+    Center-cropped and resized, ready for an ImageNet model's preprocessing; also returns
+    their names ("chelsea", "coffee", ...). Downloaded once into the data cache; raises
+    `OfflineError` in the offline world when they were never fetched.
+    """
+    photos = _sources().PHOTOS
+    paths = [fetch_file(source) for source in photos.values()]
+    return torch.stack([load_image(p, size) for p in paths]), [Path(name).stem for name in photos]
+
+
+# --- the tensor cache and the world choice ------------------------------------------------------
+
+
+def tensor_cache_path(name: str, size: int) -> Path:
+    """Where the decoded uint8 tensors of data set `name` at `size` px are kept."""
+    return data_dir() / "tensors" / f"{name}-{size}px.pt"
+
+
+def _raw_paths(name: str, size: int) -> list[Path]:
+    s = _sources()
+    files = {"medical": [s.MEDICAL[_medmnist_size(size)]], "satellite": [s.SATELLITE],
+             "retail": list(s.RETAIL.values())}[name]
+    return [data_dir() / f.path for f in files]
+
+
+def is_cached(name: str, size: int = 64) -> bool:
+    """True when data set `name` can be loaded at `size` px without network."""
+    _check_name(name)
+    extracted = name == "satellite" and (data_dir() / "eurosat" / "2750").is_dir()
+    return tensor_cache_path(name, size).exists() or extracted or all(p.exists() for p in _raw_paths(name, size))
+
+
+def fetch_dataset(name: str, size: int = 64) -> DataSplits:
+    """The real data set `name` at `size` px: from the tensor cache, else downloaded, decoded and cached.
+
+    Raises `OfflineError` (offline world, fetch command) or `DownloadError`.
+    """
+    _check_name(name)
+    cache = tensor_cache_path(name, size)
+    if not cache.exists():
+        built = {"medical": _build_medical, "satellite": _build_satellite, "retail": _build_retail}[name](size)
+        payload = {f"{s}_{k}": t for s, pair in built["splits"].items() for k, t in zip(("images", "labels"), pair)}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({**payload, "description": built["description"]}, str(cache) + ".tmp")
+        os.replace(str(cache) + ".tmp", cache)
+    saved = torch.load(cache, weights_only=True)
+    names = CLASS_NAMES[name]
+    parts = [TensorImageDataset(saved[f"{s}_images"], saved[f"{s}_labels"], names) for s in SPLITS]
+    return DataSplits(name, "real", saved["description"], list(names), *parts)
+
+
+def _check_name(name: str) -> None:
+    if name not in DATASET_NAMES:
+        raise ValueError(f"Unknown data set {name!r}: choose one of {', '.join(DATASET_NAMES)}.")
+
+
+def _standin(name: str, size: int, seed: int, per_class: tuple[int, int, int] | None) -> DataSplits:
+    from .standins import make_standin
+
+    if per_class is None:
+        return make_standin(name, size=size, seed=seed)
+    return make_standin(name, size=size, per_class=per_class, seed=seed)
+
+
+def _subset(splits: DataSplits, per_class: tuple[int, int, int] | None, seed: int) -> DataSplits:
+    """At most per_class[i] images of each class in split i (None keeps a split whole)."""
+    if per_class is None:
+        return splits
+    for s, n in zip(SPLITS, per_class):
+        if n is not None:
+            setattr(splits, s, getattr(splits, s).subset(n, seed))
+    return splits
+
+
+def load_dataset(name: str, source: str = "auto", *, size: int = 64, seed: int = 0,
+                 per_class: tuple[int, int, int] | None = None) -> DataSplits:
+    """Train / val / test of `"medical"`, `"satellite"` or `"retail"` as uint8 `(N, 3, size, size)` images.
+
+    `source`: `"real"` (cached or downloaded now), `"standin"` (procedural, offline), or
+    `"auto"`: real when cached, or downloadable and `FTLIB_OFFLINE` is not set; the
+    stand-in otherwise. `per_class=(train, val, test)` caps the images per class in each
+    split, drawn with `seed`. Prints one line (`DataSplits.summary()`) naming the data set
+    and the world. Used by every lesson from 02 on.
+    """
+    _check_name(name)
+    if source not in ("auto", "real", "standin"):
+        raise ValueError(f"source must be 'auto', 'real' or 'standin', got {source!r}")
+    if source == "auto" and not is_cached(name, size) and is_offline():
+        source = "standin"
+    if source == "standin":
+        splits = _standin(name, size, seed, per_class)
+    else:
+        try:
+            splits = _subset(fetch_dataset(name, size), per_class, seed)
+        except DownloadError as err:
+            if source == "real":
+                raise
+            print(f"Real {name} data unavailable ({str(err).splitlines()[0]}); using the offline stand-in.")
+            splits = _standin(name, size, seed, per_class)
+    print(splits.summary())
+    return splits
