@@ -22,8 +22,11 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements.txt -e .
 	@touch $(STAMP)
 
+# Jupyter refuses to start as root (containers, some lab images) unless told it may.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: install
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
 
 test: install
 	FTLIB_OFFLINE=$(FTLIB_OFFLINE) FTLIB_BUDGET=$(FTLIB_BUDGET) \
