@@ -2,13 +2,28 @@
 
 Flat modules, one idea each, readable top to bottom:
 
-| module       | idea                                             | lessons |
-| ------------ | ------------------------------------------------ | ------- |
-| `config`     | world, budget, cache folders (environment)      | all     |
-| `device`     | device choice and seeding                         | all     |
-| `progress`   | progress bars that go quiet under CI              | all     |
-| `environment`| the doctor: environment check                              | 00      |
-| `models`     | loading models and their named stages             | 01-12   |
+| module        | idea                                                      | lessons |
+| ------------- | --------------------------------------------------------- | ------- |
+| `config`      | world, budget, cache folders (environment, read at call time) | all |
+| `device`      | device choice and seeding                                 | all     |
+| `progress`    | progress bars that go quiet under CI                      | all     |
+| `environment` | the doctor: can the course run here?                      | 00      |
+| `course`      | the lesson map and time per lesson                        | 00      |
+| `timing`      | images per second, for time estimates                     | 00, 04  |
+| `models`      | loading models (ImageNet / course-offline / random), stages | 01-12 |
+| `freeze`      | freezing by stage, the BatchNorm policy, parameter counts | 03-07   |
+| `optim`       | per-stage optimizer groups, the LR range test             | 05, 07  |
+| `train`       | `fit`, its History and callbacks                          | 02-12   |
+| `checkpoint`  | atomic save, safe load                                    | 08      |
+| `features`    | feature extraction and prefix caching                     | 03      |
+| `metrics`     | accuracy, precision/recall/F1, sensitivity/specificity    | 02-12   |
+| `plots`       | every figure the lessons show                             | 01-12   |
+| `data`        | the in-memory image data set and splits                   | 02-12   |
+| `datasets`    | real data sets, the world chooser, your own image folder  | 02-12   |
+| `download`    | verified, resumable downloads; safe extraction            | 00      |
+| `exercises`   | exercises with check(), hint() and solution()             | 03-08   |
+
+`import ftlib` gives the names below; the modules hold the rest (`ftlib.plots.show_images`).
 """
 
 from .config import budget, data_dir, is_offline, is_quiet, weights_dir
@@ -16,9 +31,20 @@ from .environment import doctor, torchvision_problem
 
 _PROBLEM = torchvision_problem()
 if _PROBLEM is None:
+    from . import exercises, plots
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import CLASS_NAMES, DataSplits, TensorImageDataset
+    from .datasets import load_dataset, load_image_folder
     from .device import describe_device, get_device, seed_everything
-    from .models import family, stage_names, stages
+    from .features import (cache_activations, extract_features, linear_head, mlp_head, split_model,
+                           without_head)
+    from .freeze import bn_modes, count_parameters, format_stage_table, freeze, frozen_stages, stage_table, unfreeze
+    from .metrics import accuracy, binary_metrics, classification_report, confusion_matrix, evaluate, predict
+    from .models import family, get_weights, load_model, model_zoo_table, stage_names, stages
+    from .optim import lr_find, param_groups, suggest_lr
     from .progress import progress
+    from .timing import throughput
+    from .train import Callback, EarlyStopping, GradualUnfreezing, History, TrainingDiverged, fit
 else:
     # torch/torchvision are broken: keep `ftlib.doctor()` usable and explain everything else.
     def __getattr__(name: str):
@@ -27,9 +53,21 @@ else:
 __version__ = "0.1.0"
 
 __all__ = [
-    "budget", "data_dir", "is_offline", "is_quiet", "weights_dir",
-    "describe_device", "get_device", "seed_everything",
-    "doctor",
-    "family", "stage_names", "stages",
-    "progress",
+    # settings and environment
+    "budget", "data_dir", "is_offline", "is_quiet", "weights_dir", "doctor",
+    "describe_device", "get_device", "seed_everything", "progress", "throughput",
+    # models and freezing
+    "family", "get_weights", "load_model", "model_zoo_table", "stage_names", "stages",
+    "bn_modes", "count_parameters", "format_stage_table", "freeze", "frozen_stages", "stage_table", "unfreeze",
+    # optimisation and training
+    "lr_find", "param_groups", "suggest_lr",
+    "Callback", "EarlyStopping", "GradualUnfreezing", "History", "TrainingDiverged", "fit",
+    "load_checkpoint", "save_checkpoint",
+    # features and evaluation
+    "cache_activations", "extract_features", "linear_head", "mlp_head", "split_model", "without_head",
+    "accuracy", "binary_metrics", "classification_report", "confusion_matrix", "evaluate", "predict",
+    # data
+    "CLASS_NAMES", "DataSplits", "TensorImageDataset", "load_dataset", "load_image_folder",
+    # modules
+    "exercises", "plots",
 ]

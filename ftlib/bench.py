@@ -1,0 +1,291 @@
+"""`python -m ftlib.bench --quick --json PATH`: how fast ftlib's training paths are, as ratios.
+
+Every number is a ratio of two things measured side by side in the same run, on the same
+model and data, so a busy or slow machine changes both sides alike. Timed runs of the two
+sides alternate (A, B, A, B, ...) and the median of each side is used.
+
+| key                        | what it measures                                              |
+| -------------------------- | ------------------------------------------------------------- |
+| `fit_vs_bare_loop`         | throughput of `fit` / a plain PyTorch loop (fp32, fast path off) |
+| `cached_probe_speedup`     | per-epoch time: head on the frozen backbone / head on cached features |
+| `cached_probe_acc_delta`   | |test accuracy difference| of those two heads after the same epochs |
+| `prefix_cache_speedup`     | per-epoch time, stages up to layer2 frozen: plain / prefix-cached |
+| `cpu_fast_path_speedup`    | throughput of `fit(fast=True)` / a plain fp32 loop              |
+| `achieved_gflops_ratio`    | training GFLOP/s of `fit` (fp32) / fp32 matmul GFLOP/s          |
+| `transfer`                 | per stand-in: scratch, linear-probe and fine-tune accuracy, chance |
+
+Lessons 03 and 04 quote these numbers; the closing notes of issue 3 record them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from .features import cache_activations, extract_features, split_model, without_head
+from .freeze import freeze, unfreeze
+from .metrics import accuracy
+from .models import load_model
+from .train import cpu_has_native_bf16, fit
+
+__all__ = ["run", "main", "SIZES", "TARGETS"]
+
+# Workload per mode: images in the training set, test images, image size, batch, timed repeats.
+SIZES = {
+    "quick": dict(n_train=320, n_test=320, size=64, batch=32, repeats=3, epochs=3),
+    "full": dict(n_train=1280, n_test=1000, size=64, batch=64, repeats=5, epochs=5),
+}
+TARGETS = {"fit_vs_bare_loop": 0.95, "cached_probe_speedup": 10.0, "cached_probe_acc_delta": 0.01,
+           "prefix_cache_speedup": 2.0, "cpu_fast_path_speedup": 1.7}
+QUIET = dict(progress=False, device="cpu")
+
+
+def _data(n: int, size: int, classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learnable synthetic images: each class has its own mean colour pattern plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    patterns = torch.randn(classes, 3, size, size, generator=g)
+    labels = torch.arange(n) % classes
+    images = 0.6 * patterns[labels] + torch.randn(n, 3, size, size, generator=g)
+    return images, labels
+
+
+def _loader(x: torch.Tensor, y: torch.Tensor, batch: int, seed: int | None = None) -> DataLoader:
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    return DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=seed is not None, generator=g)
+
+
+def _alternate(a: Callable[[], float], b: Callable[[], float], repeats: int) -> tuple[float, float]:
+    """Median seconds of a() and b(), run alternately after one untimed warm-up each."""
+    a(), b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        ta.append(a())
+        tb.append(b())
+    return statistics.median(ta), statistics.median(tb)
+
+
+def _timed(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def _bare_epoch(model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer) -> None:
+    """The plain PyTorch loop `fit` is compared with."""
+    model.train()
+    for x, y in loader:
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+
+def _resnet(classes: int) -> nn.Module:
+    return load_model("resnet18", weights=None, num_classes=classes, verbose=False)
+
+
+def bench_fit_overhead(cfg: dict) -> dict:
+    """`fit` vs the bare loop, fp32 on both sides; also `fit(fast=True)` vs the bare fp32 loop."""
+    x, y = _data(cfg["n_train"], cfg["size"], 10, seed=0)
+    loader = _loader(x, y, cfg["batch"])
+    model = _resnet(10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    bare = lambda: _timed(lambda: _bare_epoch(model, loader, opt))  # noqa: E731
+    plain = lambda: _timed(lambda: fit(model, loader, None, 1, opt, fast=False, **QUIET))  # noqa: E731
+    t_bare, t_fit = _alternate(bare, plain, cfg["repeats"])
+    out = {"fit_vs_bare_loop": t_bare / t_fit, "bare_img_s": len(x) / t_bare, "fit_img_s": len(x) / t_fit}
+    if cpu_has_native_bf16():
+        fast = lambda: _timed(lambda: fit(model, loader, None, 1, opt, fast=True, **QUIET))  # noqa: E731
+        t_bare2, t_fast = _alternate(bare, fast, cfg["repeats"])
+        out.update(cpu_fast_path_speedup=t_bare2 / t_fast, fast_img_s=len(x) / t_fast)
+    else:
+        out.update(cpu_fast_path_speedup=None, fast_path_note="this CPU has no native bf16: fast path not used")
+    return out
+
+
+def _fast_path_accuracy(cfg: dict) -> dict:
+    """Test accuracy after the same short training in fp32 and with the bf16 fast path."""
+    x, y = _data(cfg["n_train"], cfg["size"], 10, seed=1)
+    xt, yt = _data(cfg["n_test"], cfg["size"], 10, seed=2)
+    accs = {}
+    for fast in (False, True):
+        torch.manual_seed(0)
+        model = _resnet(10)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        fit(model, _loader(x, y, cfg["batch"], seed=0), None, cfg["epochs"], opt, fast=fast, **QUIET)
+        with torch.no_grad():
+            accs[fast] = accuracy(model.eval()(xt), yt)
+    return {"fp32_acc": accs[False], "fast_acc": accs[True], "fast_path_acc_delta": abs(accs[True] - accs[False])}
+
+
+def _train_head(head: nn.Module, loader: DataLoader, epochs: int) -> float:
+    """Seconds per epoch of training `head` (SGD) on `loader`."""
+    opt = torch.optim.SGD([p for p in head.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
+    history = fit(head, loader, None, epochs, opt, **QUIET)
+    return statistics.median(history["time_s"])
+
+
+def _pretrained_backbone(classes: int) -> nn.Module:
+    """The course's offline backbone when present (the probe needs useful features), else random."""
+    try:
+        return load_model("resnet18", weights="offline", num_classes=classes, verbose=False)
+    except Exception:  # noqa: BLE001  (weights not built: the timing still holds)
+        return _resnet(classes)
+
+
+def bench_cached_probe(cfg: dict) -> dict:
+    """Linear probe: frozen backbone re-run every epoch vs trained once on cached features."""
+    x, y = _data(cfg["n_train"], cfg["size"], 10, seed=3)
+    xt, yt = _data(cfg["n_test"], cfg["size"], 10, seed=4)
+    model = _pretrained_backbone(10)
+    freeze(model)
+    unfreeze(model, last=1)
+    fc0 = copy.deepcopy(model.fc.state_dict())
+
+    torch.manual_seed(0)
+    t_full = _train_head(model, _loader(x, y, cfg["batch"], seed=0), cfg["epochs"])
+    with torch.no_grad():
+        acc_full = accuracy(model.eval()(xt), yt)
+
+    start = time.perf_counter()
+    feats, labels = extract_features(without_head(model), _loader(x, y, cfg["batch"]), device="cpu")
+    t_extract = time.perf_counter() - start
+    head = nn.Linear(feats.shape[1], 10)
+    head.load_state_dict(fc0)
+    torch.manual_seed(0)
+    t_cached = _train_head(head, _loader(feats, labels, cfg["batch"], seed=0), cfg["epochs"])
+    test_feats, _ = extract_features(without_head(model), _loader(xt, yt, cfg["batch"]), device="cpu")
+    with torch.no_grad():
+        acc_cached = accuracy(head.eval()(test_feats), yt)
+    return {"cached_probe_speedup": t_full / t_cached, "cached_probe_acc_delta": abs(acc_full - acc_cached),
+            "probe_epoch_s": t_full, "cached_probe_epoch_s": t_cached, "feature_extraction_s": t_extract,
+            "probe_acc": acc_full, "cached_probe_acc": acc_cached}
+
+
+def bench_prefix_cache(cfg: dict, upto: str = "layer2") -> dict:
+    """Half the stages frozen (stem, layer1, layer2 of six): plain `fit` vs training the rest on cached activations."""
+    x, y = _data(cfg["n_train"], cfg["size"], 10, seed=5)
+    model = _pretrained_backbone(10)
+    freeze(model, upto=upto)
+    start_state = copy.deepcopy(model.state_dict())
+    torch.manual_seed(0)
+    t_plain = _train_head(model, _loader(x, y, cfg["batch"], seed=0), cfg["epochs"])
+
+    model.load_state_dict(start_state)
+    start = time.perf_counter()
+    cached = cache_activations(model, _loader(x, y, cfg["batch"]), upto=upto, device="cpu")
+    t_cache = time.perf_counter() - start
+    _, rest = split_model(model, upto)
+    torch.manual_seed(0)
+    t_rest = _train_head(rest, DataLoader(cached, batch_size=cfg["batch"], shuffle=True,
+                                          generator=torch.Generator().manual_seed(0)), cfg["epochs"])
+    return {"prefix_cache_speedup": t_plain / t_rest, "prefix_plain_epoch_s": t_plain,
+            "prefix_cached_epoch_s": t_rest, "prefix_caching_s": t_cache, "frozen_stages": f"stem..{upto}"}
+
+
+def matmul_gflops(n: int = 1024, dtype: torch.dtype = torch.float32, repeats: int = 10) -> float:
+    """GFLOP/s of an n x n matrix product on the CPU (2 n^3 floating-point operations each)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def training_flops_per_image(model: nn.Module, size: int, batch: int = 8) -> float:
+    """Floating-point operations of one training step (forward + backward) per image, counted by torch."""
+    x, y = torch.randn(batch, 3, size, size), torch.arange(batch) % 10
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch
+
+
+def bench_gflops(cfg: dict, fit_img_s: float) -> dict:
+    flops = training_flops_per_image(_resnet(10), cfg["size"])
+    achieved = flops * fit_img_s / 1e9
+    fp32 = matmul_gflops()
+    out = {"achieved_gflops_ratio": achieved / fp32, "fit_training_gflops": achieved, "matmul_fp32_gflops": fp32,
+           "training_gflop_per_image": flops / 1e9}
+    if cpu_has_native_bf16():
+        out["matmul_bf16_gflops"] = matmul_gflops(dtype=torch.bfloat16)
+    return out
+
+
+def run(mode: str = "quick", transfer: bool = True, log: Callable[[str], None] = print,
+        sizes: dict | None = None) -> dict:
+    """Every measurement of the benchmark, as one JSON-ready dict (see the module docstring).
+
+    `sizes` overrides the workload of `mode` (the tests use a tiny one)."""
+    cfg = {**SIZES[mode], **(sizes or {})}
+    result: dict = {"mode": mode, "machine": {"python": platform.python_version(), "torch": torch.__version__,
+                                               "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+                                               "native_bf16": cpu_has_native_bf16()},
+                    "workload": {**cfg, "model": "resnet18"}}
+    for name, step in [("fit overhead and CPU fast path", lambda: bench_fit_overhead(cfg)),
+                       ("fast path accuracy", lambda: _fast_path_accuracy(cfg) if cpu_has_native_bf16() else {}),
+                       ("cached linear probe", lambda: bench_cached_probe(cfg)),
+                       ("prefix caching", lambda: bench_prefix_cache(cfg))]:
+        start = time.perf_counter()
+        result.update(step())
+        log(f"  {name}: {time.perf_counter() - start:.0f} s")
+    result.update(bench_gflops(cfg, result["fit_img_s"]))
+    if transfer:
+        from .transfer import transfer_benchmark
+        start = time.perf_counter()
+        result["transfer"] = transfer_benchmark(quick=mode == "quick")
+        log(f"  transfer: {time.perf_counter() - start:.0f} s")
+    result["meets_targets"] = {k: (result[k] <= t if k.endswith("delta") else result[k] >= t)
+                               for k, t in TARGETS.items() if result.get(k) is not None}
+    return result
+
+
+def _report(result: dict) -> str:
+    lines = [f"{'key':<26} {'value':>8}  target"]
+    for key in ["fit_vs_bare_loop", "cached_probe_speedup", "cached_probe_acc_delta", "prefix_cache_speedup",
+                "cpu_fast_path_speedup", "achieved_gflops_ratio"]:
+        value = result.get(key)
+        target = TARGETS.get(key)
+        mark = "" if target is None else ("ok" if result["meets_targets"].get(key) else "MISSED")
+        want = "" if target is None else ("<= " if key.endswith("delta") else ">= ") + f"{target:g}"
+        shown = "n/a" if value is None else f"{value:.3f}"
+        lines.append(f"{key:<26} {shown:>8}  {want} {mark}")
+    for domain, row in result.get("transfer", {}).items():
+        if isinstance(row, dict):
+            lines.append(f"transfer {domain:<17} " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()
+                                                               if isinstance(v, float)))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ftlib.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small workload (a few minutes on 2 CPU cores)")
+    parser.add_argument("--json", type=Path, help="write the results to this JSON file")
+    parser.add_argument("--no-transfer", action="store_true", help="skip the transfer benchmark of the stand-ins")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    result = run("quick" if args.quick else "full", transfer=not args.no_transfer)
+    print(_report(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

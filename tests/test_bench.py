@@ -1,0 +1,34 @@
+"""The benchmark runs end to end on a tiny workload and reports every key (no timing asserted here:
+the ratios are measured by `python -m ftlib.bench --quick`, not in tests)."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from ftlib import bench
+
+TINY = dict(n_train=32, n_test=32, size=32, batch=16, repeats=1, epochs=1)
+
+
+def test_bench_reports_every_key(tmp_path):
+    result = bench.run("quick", transfer=False, log=lambda _: None, sizes=TINY)
+    for key in ("fit_vs_bare_loop", "cached_probe_speedup", "cached_probe_acc_delta", "prefix_cache_speedup",
+                "achieved_gflops_ratio"):
+        assert result[key] > 0 or key.endswith("delta"), key
+    # same frozen features, same head init, same order: the two probes agree closely
+    assert result["cached_probe_acc_delta"] <= 1 / 32 + 1e-9
+    json.dumps(result)  # JSON-ready
+
+
+def test_training_flops_match_a_hand_count():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 10, bias=False))
+    # forward: 2*48*10 per image; backward: weight grad only (the input needs none): 2*48*10
+    assert bench.training_flops_per_image(model, size=4, batch=8) == pytest.approx(2 * 2 * 48 * 10)
+
+
+def test_alternate_takes_medians():
+    times = iter([9, 9, 1, 10, 2, 20, 3, 30])
+    a, b = bench._alternate(lambda: next(times), lambda: next(times), repeats=3)
+    assert (a, b) == (2, 20)
