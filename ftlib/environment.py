@@ -108,6 +108,21 @@ def _caches() -> Check:
     return Check("caches", True, detail, fatal=False)
 
 
+def _course_weights() -> Check:
+    """The offline world's backbone: present, and matching the checksum in its json."""
+    fix = "Restore it with `git checkout -- ftlib/weights`, or rebuild: python -m data_scripts.pretrain_backbone"
+    try:
+        from .download import file_checksum
+        from .models import get_weights
+        info = get_weights("resnet18", "offline", verbose=False)
+        ok = file_checksum(info.file) == info.meta["sha256"]
+    except Exception as err:  # noqa: BLE001  (missing file, bad json, broken torch: all need the fix)
+        return Check("course weights", False, str(err).splitlines()[0], fix, fatal=False)
+    state = "checksum ok" if ok else "CHECKSUM MISMATCH"
+    return Check("course weights", ok, f"{info.file.name} ({info.file.stat().st_size / 2**20:.0f} MiB), {state}",
+                 fix, fatal=False)
+
+
 def _network(probe: tuple[str, int] = NETWORK_PROBE, timeout: float = 3.0) -> Check:
     if is_offline():
         return Check("network", True, "not checked: FTLIB_OFFLINE=1 forces the offline world", fatal=False)
@@ -123,7 +138,7 @@ def _network(probe: tuple[str, int] = NETWORK_PROBE, timeout: float = 3.0) -> Ch
 
 def run_checks(network: bool = True) -> list[Check]:
     """All checks, in report order. `network=False` skips the network probe."""
-    checks: list[Callable[[], Check]] = [_python, _torch, _packages, _device, _caches]
+    checks: list[Callable[[], Check]] = [_python, _torch, _packages, _device, _caches, _course_weights]
     if network:
         checks.append(_network)
     return [check() for check in checks]

@@ -16,7 +16,6 @@ freezes the model. Used in lessons 01 (feature maps), 04 (freezing), 05 and 07
 
 from __future__ import annotations
 
-import hashlib
 import json
 import urllib.request
 from collections import OrderedDict
@@ -33,6 +32,7 @@ from torchvision.models import WeightsEnum
 from torchvision.transforms import v2
 
 from .config import is_offline, is_quiet, weights_dir
+from .download import file_checksum
 
 __all__ = ["stages", "stage_names", "family",
            "ARCHS", "OFFLINE_WEIGHTS_DIR", "WeightsInfo", "WeightsUnavailableError",
@@ -335,17 +335,9 @@ def _read_imagenet_state(info: WeightsInfo) -> tuple[dict[str, torch.Tensor], st
     return state, ("from the torch hub cache " if cached else "downloaded to ") + str(info.file)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_offline_state(info: WeightsInfo) -> tuple[dict[str, torch.Tensor], str]:
     """The verified course-made state dict, floating tensors cast to float32."""
-    expected, actual = info.meta["sha256"], _sha256(info.file)
+    expected, actual = info.meta["sha256"], file_checksum(info.file)
     if actual != expected:
         raise WeightsUnavailableError(
             f"{info.file} fails its checksum (sha256 {actual[:12]}..., the json says "

@@ -135,3 +135,11 @@ def test_import_explains_a_broken_torchvision(tmp_path):
 
 def test_doctor_cli_usage():
     assert doctor_mod.main(["nonsense"]) == 2
+
+
+def test_doctor_checks_the_course_weights(monkeypatch, tmp_path):
+    from ftlib import models
+    assert doctor_mod._course_weights().ok, "the repository's offline weights should verify"
+    monkeypatch.setattr(models, "OFFLINE_WEIGHTS_DIR", tmp_path)  # an empty folder: weights missing
+    check = doctor_mod._course_weights()
+    assert not check.ok and not check.fatal and "pretrain_backbone" in check.fix
