@@ -21,7 +21,8 @@ Flat modules, one idea each, readable top to bottom:
 | `data`        | the in-memory image data set and splits                   | 02-12   |
 | `datasets`    | real data sets, the world chooser, your own image folder  | 02-12   |
 | `download`    | verified, resumable downloads; safe extraction            | 00      |
-| `exercises`   | exercises with check(), hint() and solution()             | 03-08   |
+| `exercises`   | exercises with check(), hint() and solution()             | 01-08   |
+| `widgets`     | the freeze explorer and the LR explorer (ipywidgets)      | 04, 05  |
 
 `import ftlib` gives the names below; the modules hold the rest (`ftlib.plots.show_images`).
 """
@@ -31,7 +32,7 @@ from .environment import doctor, torchvision_problem
 
 _PROBLEM = torchvision_problem()
 if _PROBLEM is None:
-    from . import exercises, plots
+    from . import exercises, plots, widgets
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import CLASS_NAMES, DataSplits, TensorImageDataset
     from .datasets import load_dataset, load_image_folder
@@ -69,5 +70,5 @@ __all__ = [
     # data
     "CLASS_NAMES", "DataSplits", "TensorImageDataset", "load_dataset", "load_image_folder",
     # modules
-    "exercises", "plots",
+    "exercises", "plots", "widgets",
 ]

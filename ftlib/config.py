@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["is_offline", "budget", "is_quiet", "data_dir", "weights_dir", "TRUTHY"]
+__all__ = ["is_offline", "budget", "is_quiet", "in_notebook", "data_dir", "weights_dir", "TRUTHY"]
 
 TRUTHY = {"1", "true", "yes", "on"}
 
@@ -50,6 +50,17 @@ def budget() -> str:
 def is_quiet() -> bool:
     """True under CI (`CI` set) or when `FTLIB_QUIET=1`: no progress bars, no live plots."""
     return _flag("CI") or _flag("FTLIB_QUIET")
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter (IPython) kernel, where Markdown and widgets render; False in a
+    terminal, a script or pytest. Used by the exercises and the explorers."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def data_dir() -> Path:
