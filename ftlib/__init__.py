@@ -20,6 +20,8 @@ Flat modules, one idea each, readable top to bottom:
 | `plots`       | every figure the lessons show                             | 01-12   |
 | `data`        | the in-memory image data set and splits                   | 02-12   |
 | `datasets`    | real data sets, the world chooser, your own image folder  | 02-12   |
+| `standins`    | procedural stand-ins of the three domains (offline world) | 02-12   |
+| `transfer`    | does the offline backbone transfer? (benchmark)           | bench   |
 | `download`    | verified, resumable downloads; safe extraction            | 00      |
 | `exercises`   | exercises with check(), hint() and solution()             | 01-08   |
 | `widgets`     | the freeze explorer and the LR explorer (ipywidgets)      | 04, 05  |
@@ -44,6 +46,7 @@ if _PROBLEM is None:
     from .models import family, get_weights, load_model, model_zoo_table, stage_names, stages
     from .optim import lr_find, param_groups, suggest_lr
     from .progress import progress
+    from .standins import make_standin
     from .timing import throughput
     from .train import Callback, EarlyStopping, GradualUnfreezing, History, TrainingDiverged, fit
 else:
@@ -68,7 +71,7 @@ __all__ = [
     "cache_activations", "extract_features", "linear_head", "mlp_head", "split_model", "without_head",
     "accuracy", "binary_metrics", "classification_report", "confusion_matrix", "evaluate", "predict",
     # data
-    "CLASS_NAMES", "DataSplits", "TensorImageDataset", "load_dataset", "load_image_folder",
+    "CLASS_NAMES", "DataSplits", "TensorImageDataset", "load_dataset", "load_image_folder", "make_standin",
     # modules
     "exercises", "plots", "widgets",
 ]

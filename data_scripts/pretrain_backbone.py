@@ -1,0 +1,330 @@
+"""Pretrain the course's offline ResNet-18 on formula-driven images (FractalDB idea, no photos).
+
+    python -m data_scripts.pretrain_backbone            # the shipped build: 1000 classes, 3500 steps, seed 0
+    python -m data_scripts.pretrain_backbone --minutes 5 --steps 400   # a quick, weaker build
+
+Each class is one iterated function system (IFS): 2-4 random contractive affine maps, as
+in FractalDB (Kataoka et al. 2020). An image of a class is drawn by the chaos game with
+slightly perturbed maps, then placed with a random rotation, scale, shift and flip, coloured
+(one colour per map, so the fractal's parts differ), and composited over a "dead leaves"
+background of random occluding discs (Baradad et al. 2021) or a plain one, so that the
+network also sees edges, occlusion and colour statistics. Grayscale, contrast, blur and
+noise augmentations are drawn per image. Three batches in four are drawn at half the size
+(`--size // 2`): about 2.3 times cheaper, and the filters learn two scales. Batch `step`
+is generated from `(seed, step)` alone, so a resumed run makes the same images as an
+uninterrupted one.
+
+Writes a checkpoint (`--work-dir`, default `/tmp/ftlib_pretrain`) every `--ckpt-every`
+steps and on exit, and resumes from it; at the end (or when `--minutes` runs out) exports
+`ftlib/weights/resnet18_offline.pt` (fp16 state_dict) and its `.json` card. Training uses
+AdamW, label smoothing, and bf16 autocast with channels_last on CPUs that support it; on a
+shared machine pass `--threads 1`. Used once, by the course authors; lessons load the result
+with `ftlib.models.load_model("resnet18", weights="offline")`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import resnet18
+
+from ftlib.progress import progress
+
+__all__ = ["make_ifs_classes", "render_fractals", "dead_leaves", "pretrain_batch", "main"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "ftlib" / "weights"
+MAX_MAPS = 4
+
+
+def _sample_maps(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n candidate IFS: matrices (n, 4, 2, 2), shifts (n, 4, 2), probs (n, 4) (0 for unused maps)."""
+    mats = torch.rand(n, MAX_MAPS, 2, 2, generator=g) * 2 - 1
+    shifts = torch.rand(n, MAX_MAPS, 2, generator=g) * 2 - 1
+    n_maps = torch.randint(2, MAX_MAPS + 1, (n,), generator=g)
+    used = torch.arange(MAX_MAPS)[None] < n_maps[:, None]
+    # Contractive: scale any map whose largest singular value exceeds 0.9 back to a random value in [0.5, 0.9].
+    sv = torch.linalg.matrix_norm(mats, ord=2)
+    target = 0.5 + 0.4 * torch.rand(n, MAX_MAPS, generator=g)
+    mats = mats * torch.where(sv > 0.9, target / sv, torch.ones_like(sv))[..., None, None]
+    det = torch.linalg.det(mats).abs() * used
+    probs = (det + 0.02 * used) / (det + 0.02 * used).sum(1, keepdim=True)
+    return mats, shifts, probs
+
+
+def _chaos_game(mats: torch.Tensor, shifts: torch.Tensor, probs: torch.Tensor, g: torch.Generator,
+                chains: int = 96, steps: int = 48, burn_in: int = 8) -> torch.Tensor:
+    """Points of each IFS's attractor: (B, chains * (steps - burn_in), 2) float32."""
+    b = mats.shape[0]
+    cum = probs.cumsum(1)
+    x = torch.rand(b, chains, 2, generator=g) * 2 - 1
+    out = []
+    for s in range(steps):
+        u = torch.rand(b, chains, 1, generator=g)
+        k = (u > cum[:, None, :]).sum(-1).clamp(max=MAX_MAPS - 1)        # (B, chains)
+        a = torch.gather(mats, 1, k[..., None, None].expand(b, chains, 2, 2))
+        t = torch.gather(shifts, 1, k[..., None].expand(b, chains, 2))
+        x = (a @ x[..., None])[..., 0] + t
+        if s >= burn_in:
+            out.append(torch.cat([x, k[..., None].float()], -1))
+    return torch.cat(out, 1)
+
+
+def _splat(points: torch.Tensor, size: int) -> torch.Tensor:
+    """Point counts per pixel: points (B, P, 2) in [-1, 1] -> (B, size, size) float32."""
+    b = points.shape[0]
+    ij = ((points + 1) / 2 * (size - 1)).round().long()
+    inside = (ij >= 0).all(-1) & (ij < size).all(-1)
+    flat = (ij[..., 1] * size + ij[..., 0]).clamp(0, size * size - 1) + torch.arange(b)[:, None] * size * size
+    counts = torch.zeros(b * size * size)
+    counts.index_add_(0, flat[inside], torch.ones(int(inside.sum())))
+    return counts.view(b, size, size)
+
+
+def make_ifs_classes(num_classes: int, seed: int, min_fill: float = 0.12, max_fill: float = 0.6) -> dict:
+    """`num_classes` IFS, kept only if their attractor fills a sane share of a 32x32 grid.
+
+    Returns {"mats": (K, 4, 2, 2), "shifts": (K, 4, 2), "probs": (K, 4)}, deterministic by seed.
+    """
+    g = torch.Generator().manual_seed(seed)
+    kept = {"mats": [], "shifts": [], "probs": []}
+    total = 0
+    while total < num_classes:
+        mats, shifts, probs = _sample_maps(4 * num_classes, g)
+        pts = _normalise(_chaos_game(mats, shifts, probs, g, chains=64, steps=40)[..., :2])
+        fill = (_splat(pts, 32) > 0).float().mean((1, 2))
+        ok = (fill > min_fill) & (fill < max_fill)
+        for key, val in zip(("mats", "shifts", "probs"), (mats, shifts, probs)):
+            kept[key].append(val[ok])
+        total += int(ok.sum())
+    return {k: torch.cat(v)[:num_classes] for k, v in kept.items()}
+
+
+def _normalise(points: torch.Tensor) -> torch.Tensor:
+    """Centre each cloud (B, P, 2) and scale its larger extent to [-1, 1] (robust 1 % quantiles)."""
+    lo = points.quantile(0.01, dim=1, keepdim=True)
+    hi = points.quantile(0.99, dim=1, keepdim=True)
+    centre, half = (lo + hi) / 2, ((hi - lo) / 2).amax(-1, keepdim=True).clamp(min=1e-3)
+    return (points - centre) / half
+
+
+def render_fractals(classes: dict, labels: torch.Tensor, g: torch.Generator, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fractal layer for each label: colour (B, 3, size, size) and alpha (B, 1, size, size) in [0, 1].
+
+    Instance variation: maps jittered by N(0, 0.02), rotation up to 45 degrees, scale 0.55-1.0, shift, flip,
+    one random colour per map and a random density-to-opacity gain.
+    """
+    b = len(labels)
+    mats = classes["mats"][labels] + 0.02 * torch.randn(b, MAX_MAPS, 2, 2, generator=g)
+    shifts = classes["shifts"][labels] + 0.02 * torch.randn(b, MAX_MAPS, 2, generator=g)
+    pts = _chaos_game(mats, shifts, classes["probs"][labels], g)
+    xy, which = _normalise(pts[..., :2]), pts[..., 2].long()
+    angle = (torch.rand(b, generator=g) - 0.5) * math.pi / 2
+    scale = 0.55 + 0.45 * torch.rand(b, generator=g)
+    flip = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0)
+    rot = torch.stack([torch.cos(angle) * flip, -torch.sin(angle), torch.sin(angle) * flip, torch.cos(angle)], -1)
+    xy = (xy @ (rot.view(b, 2, 2) * scale[:, None, None]).transpose(1, 2))
+    xy = xy + (torch.rand(b, 1, 2, generator=g) * 2 - 1) * (1 - scale[:, None, None]) * 0.8
+    counts = torch.stack([_splat(torch.where((which == m)[..., None], xy, torch.full_like(xy, 9.0)), size)
+                          for m in range(MAX_MAPS)], 1)                   # (B, 4, H, W)
+    palette = torch.rand(b, MAX_MAPS, 3, generator=g)
+    density = counts.sum(1, keepdim=True)
+    colour = torch.einsum("bmhw,bmc->bchw", counts, palette) / density.clamp(min=1)
+    gain = 0.8 + 2.0 * torch.rand(b, 1, 1, 1, generator=g)
+    alpha = 1 - torch.exp(-density * gain)
+    return colour, alpha
+
+
+def dead_leaves(b: int, g: torch.Generator, size: int = 64, leaves: int = 40) -> torch.Tensor:
+    """Dead-leaves images (B, 3, size, size) in [0, 1]: discs with power-law radii occluding each other."""
+    img = torch.rand(b, 3, 1, 1, generator=g).expand(b, 3, size, size).clone()
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    for _ in range(leaves):
+        centre = torch.rand(b, 2, 1, 1, generator=g) * size
+        u = torch.rand(b, 1, 1, generator=g)
+        radius = 1.5 / (1 - u * (1 - (1.5 / 24) ** 2)) ** 0.5                    # p(r) ~ r^-3 on [1.5, 24]
+        inside = ((xx - centre[:, 0]) ** 2 + (yy - centre[:, 1]) ** 2 < radius ** 2)[:, None]
+        img = torch.where(inside, torch.rand(b, 3, 1, 1, generator=g), img)
+    return img
+
+
+def _augment(img: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Per image: gray (20 %), contrast/brightness, blur (30 %), Gaussian noise; stays in [0, 1]."""
+    b = img.shape[0]
+    gray = img.mean(1, keepdim=True).expand_as(img)
+    img = torch.where(torch.rand(b, 1, 1, 1, generator=g) < 0.2, gray, img)
+    contrast = 0.7 + 0.6 * torch.rand(b, 1, 1, 1, generator=g)
+    img = (img - 0.5) * contrast + 0.5 + 0.2 * (torch.rand(b, 1, 1, 1, generator=g) - 0.5)
+    blurred = F.avg_pool2d(F.pad(img, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    img = torch.where(torch.rand(b, 1, 1, 1, generator=g) < 0.3, blurred, img)
+    img = img + 0.05 * torch.rand(b, 1, 1, 1, generator=g) * torch.randn(img.shape, generator=g)
+    return img.clamp(0, 1)
+
+
+def pretrain_batch(classes: dict, seed: int, step: int, batch_size: int, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch `step` of the pretraining stream: images (B, 3, size, size) float32 in [0, 1], labels (B,) int64.
+
+    Deterministic in (seed, step): a fractal of a random class over a dead-leaves background
+    (a dimmed one 30 % of the time, a plain dark or random colour otherwise), then augmented.
+    """
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    labels = torch.randint(len(classes["probs"]), (batch_size,), generator=g)
+    colour, alpha = render_fractals(classes, labels, g, size)
+    background = dead_leaves(batch_size, g, size)
+    plain = torch.rand(batch_size, 3, 1, 1, generator=g) * torch.rand(batch_size, 1, 1, 1, generator=g)
+    dim = 0.2 + 0.4 * torch.rand(batch_size, 1, 1, 1, generator=g)
+    background = torch.where(torch.rand(batch_size, 1, 1, 1, generator=g) < 0.3,
+                             background * dim, plain.expand_as(background))
+    return _augment(alpha * colour + (1 - alpha) * background, g), labels
+
+
+def _channel_stats(classes: dict, seed: int, size: int, batches: int = 4) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of `batches` 256-image batches (rounded to 3 decimals)."""
+    x = torch.cat([pretrain_batch(classes, seed + 7919, s, 256, size)[0] for s in range(batches)])
+    return ([round(v, 3) for v in x.mean((0, 2, 3)).tolist()], [round(v, 3) for v in x.std((0, 2, 3)).tolist()])
+
+
+def _bf16_ok() -> bool:
+    """True when bf16 autocast is worth using on the CPU (AVX512-BF16 / AMX present)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
+    """Linear warm-up then cosine decay to 0."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int, info: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "info": info}, tmp)
+    tmp.replace(path)
+
+
+def export(model: nn.Module, info: dict, out_dir: Path = WEIGHTS_DIR) -> Path:
+    """Write `resnet18_offline.pt` (fp16 floating tensors) and `resnet18_offline.json`; returns the .pt path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    pt = out_dir / "resnet18_offline.pt"
+    torch.save(state, pt)
+    card = dict(info, sha256=hashlib.sha256(pt.read_bytes()).hexdigest())
+    (out_dir / "resnet18_offline.json").write_text(json.dumps(card, indent=2) + "\n")
+    return pt
+
+
+def _card(args: argparse.Namespace, step: int, minutes: float, mean: list, std: list, acc: float) -> dict:
+    return {
+        "arch": "resnet18", "num_classes": args.classes, "categories": None,
+        "mean": mean, "std": std, "resize_size": args.size, "crop_size": args.size,
+        "source": (f"Supervised pretraining on {args.classes} formula-driven classes: each class is one random "
+                   "iterated-function-system fractal (FractalDB idea), drawn with jittered maps, random pose and "
+                   "per-map colours over dead-leaves or plain backgrounds; no natural images."),
+        "recipe": {"steps": step, "planned_steps": args.steps, "minutes": round(minutes, 1), "seed": args.seed,
+                   "lr": args.lr, "batch_size": args.batch_size, "image_count": step * args.batch_size,
+                   "multiscale": args.multiscale,
+                   "optimizer": "AdamW, weight decay 0.05, linear warm-up then cosine schedule, label smoothing 0.1",
+                   "final_train_acc": round(acc, 3), "script": "python -m data_scripts.pretrain_backbone"},
+    }
+
+
+def train(args: argparse.Namespace) -> None:
+    """The pretraining loop: resumable, time-capped, checkpointed; exports at the end."""
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt = work / "last.pt"
+    classes = make_ifs_classes(args.classes, args.seed)
+    mean, std = _channel_stats(classes, args.seed, args.size, args.stats_batches)
+    model = resnet18(num_classes=args.classes).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
+    step, spent = 0, 0.0
+    if ckpt.exists() and not args.restart:
+        state = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, spent = state["step"], state["info"]["minutes"]
+        print(f"resumed from {ckpt} at step {step} ({spent:.1f} min spent)")
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    use_bf16 = _bf16_ok() and not args.fp32
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
+    start, last_ckpt, correct, seen, acc = time.time(), step, 0, 0, 0.0
+    bar = progress(total=args.steps, initial=step, desc="pretrain")
+    model.train()
+    while step < args.steps and spent + (time.time() - start) / 60 < args.minutes:
+        size = args.size if step % 4 == 3 or not args.multiscale else args.size // 2
+        x, y = pretrain_batch(classes, args.seed, step, args.batch_size, size)
+        x = ((x - m) / s).contiguous(memory_format=torch.channels_last)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, args.steps, args.lr, args.warmup)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            logits = model(x)
+            loss = loss_fn(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        correct, seen = correct + int((logits.argmax(1) == y).sum()), seen + len(y)
+        bar.update(1)
+        if step % 50 == 0:
+            acc = correct / seen                                  # running train accuracy since the last reset
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}")
+            print(f"step {step} loss {loss.item():.3f} acc {correct / seen:.3f} "
+                  f"min {spent + (time.time() - start) / 60:.1f}", flush=True)
+        if step % 500 == 0:
+            correct = seen = 0
+        if step - last_ckpt >= args.ckpt_every:
+            _save_checkpoint(ckpt, model, opt, step, {"minutes": spent + (time.time() - start) / 60})
+            torch.save(model.state_dict(), work / f"step{step:06d}.pt")
+            last_ckpt = step
+    bar.close()
+    minutes = spent + (time.time() - start) / 60
+    _save_checkpoint(ckpt, model, opt, step, {"minutes": minutes})
+    if not args.no_export:
+        pt = export(model, _card(args, step, minutes, mean, std, acc), Path(args.out_dir))
+        print(f"exported {pt} ({pt.stat().st_size / 2**20:.1f} MiB) after {step} steps, {minutes:.1f} min")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=3500, help="planned optimizer steps (the cosine schedule's length)")
+    p.add_argument("--minutes", type=float, default=60.0, help="wall-clock cap over all runs; stops early and exports")
+    p.add_argument("--classes", type=int, default=1000, help="number of IFS classes")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--ckpt-every", type=int, default=250)
+    p.add_argument("--stats-batches", type=int, default=4, help="256-image batches for the mean/std estimate")
+    p.add_argument("--work-dir", default="/tmp/ftlib_pretrain")
+    p.add_argument("--out-dir", default=str(WEIGHTS_DIR))
+    p.add_argument("--threads", type=int, default=max(1, torch.get_num_threads()),
+                   help="CPU threads (use fewer than cores when the machine is shared)")
+    p.add_argument("--no-multiscale", dest="multiscale", action="store_false",
+                   help="every batch at --size (default: 3 of 4 batches at half size, 2.3x faster)")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    p.add_argument("--no-export", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Does the offline backbone transfer? Scratch vs linear probe vs fine-tuning on the stand-ins.
+
+The course-made ResNet-18 (`load_model("resnet18", weights="offline")`) never saw a chest
+X-ray, a satellite tile or a garment: it was pretrained on fractals. This module measures,
+on each offline stand-in with at most 50 labels per class, three test accuracies:
+
+- `scratch_acc`: the same architecture from random weights, trained on those labels;
+- `probe_acc`: the frozen pretrained backbone's features + a linear classifier;
+- `finetune_acc`: the pretrained backbone with a new head, all layers trained, with the
+  same steps, batch size, learning rate and schedule as scratch.
+
+`python -m ftlib.bench --quick` reports the result; lesson 02 makes the same comparison
+with its own plots. The training loop here is deliberately minimal (AdamW, cosine schedule,
+random flips, bf16 autocast on CPUs that support it) so that the benchmark is short.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from torch import nn
+from torchvision.models import resnet18
+
+from .data import CLASS_NAMES
+from .models import load_model
+from .progress import progress
+from .standins import make_standin
+from .train import cpu_has_native_bf16
+
+__all__ = ["to_inputs", "train_classifier", "accuracy", "extract_features", "probe_accuracy",
+           "domain_transfer", "transfer_benchmark"]
+
+
+def to_inputs(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 images (N, 3, H, W) -> float32 inputs (N, 3, H, W), scaled to [0, 1] then normalised."""
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    return (images.float() / 255 - m) / s
+
+
+def _autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def _groups(model: nn.Module, lr: float, backbone_lr: float | None) -> list[dict]:
+    """One optimizer group, or two: the head `fc` at `lr` and everything else at `backbone_lr`."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if backbone_lr is None:
+        return [{"params": [p for _, p in params], "lr": lr, "name": "all"}]
+    head = [p for n, p in params if n.startswith("fc.")]
+    body = [p for n, p in params if not n.startswith("fc.")]
+    return [{"params": head, "lr": lr, "name": "head"}, {"params": body, "lr": backbone_lr, "name": "backbone"}]
+
+
+def train_classifier(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epochs: int,
+                     lr: float, backbone_lr: float | None = None, batch_size: int = 32,
+                     weight_decay: float = 0.05, seed: int = 0, bf16: bool = False,
+                     device: str = "cpu") -> nn.Module:
+    """Train all trainable parameters: AdamW, 1-epoch warm-up then cosine to 0, random horizontal flips.
+
+    inputs: float32 (N, 3, H, W), already normalised; labels: int64 (N,). `backbone_lr`
+    (optional) gives every parameter outside the head `fc` its own, usually smaller, rate.
+    The batch order and flips come from `seed`. Returns the model in eval mode. Used by
+    `domain_transfer`.
+    """
+    if epochs < 1 or len(inputs) == 0:
+        raise ValueError(f"need epochs >= 1 and some images, got epochs={epochs}, {len(inputs)} images")
+    dev = torch.device(device)
+    model.to(dev).train()
+    opt = torch.optim.AdamW(_groups(model, lr, backbone_lr), weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(len(inputs) / batch_size)
+    total = epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / steps_per_epoch) * 0.5 * (1 + math.cos(math.pi * s / total)))
+    g = torch.Generator().manual_seed(seed)
+    for _ in progress(range(epochs), desc="train"):
+        order = torch.randperm(len(inputs), generator=g)
+        for i in range(0, len(inputs), batch_size):
+            idx = order[i:i + batch_size]
+            x, y = inputs[idx], labels[idx]
+            flip = torch.rand(len(idx), 1, 1, 1, generator=g) < 0.5
+            x = torch.where(flip, x.flip(-1), x).to(dev)
+            with _autocast(dev, bf16):
+                loss = F.cross_entropy(model(x).float(), y.to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 200,
+             bf16: bool = False, device: str = "cpu") -> float:
+    """Fraction of `inputs` (N, 3, H, W float32) classified as `labels` (N,), in [0, 1]; eval mode."""
+    model.to(device).eval()
+    correct = 0
+    for i in range(0, len(inputs), batch_size):
+        with _autocast(torch.device(device), bf16):
+            pred = model(inputs[i:i + batch_size].to(device)).argmax(1).cpu()
+        correct += int((pred == labels[i:i + batch_size]).sum())
+    return correct / len(inputs)
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 200,
+                     bf16: bool = False, device: str = "cpu") -> torch.Tensor:
+    """Penultimate features of a torchvision ResNet (global-average-pooled layer4): (N, 512) float32."""
+    model.to(device).eval()
+    head, model.fc = model.fc, nn.Identity()
+    try:
+        out = []
+        for i in range(0, len(inputs), batch_size):
+            with _autocast(torch.device(device), bf16):
+                out.append(model(inputs[i:i + batch_size].to(device)).float().cpu())
+    finally:
+        model.fc = head
+    return torch.cat(out)
+
+
+def probe_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
+                   test_labels: torch.Tensor, c: float = 1.0) -> float:
+    """Linear probe: standardised features (N, D) -> multinomial logistic regression; test accuracy in [0, 1]."""
+    mu, sd = train_feats.mean(0), train_feats.std(0).clamp(min=1e-6)
+    clf = LogisticRegression(C=c, max_iter=2000)
+    clf.fit(((train_feats - mu) / sd).numpy(), train_labels.numpy())
+    pred = clf.predict(((test_feats - mu) / sd).numpy())
+    return float((torch.as_tensor(pred) == test_labels).float().mean())
+
+
+def domain_transfer(domain: str, pretrained: Callable[[int], nn.Module], mean: list[float], std: list[float], *,
+                    per_class: int = 50, test_per_class: int = 100, steps: int = 200, seed: int = 0,
+                    scratch_lr: float = 1e-3, finetune_lr: float = 1e-3, bf16: bool = False) -> dict:
+    """Scratch, probe and fine-tune test accuracies on one stand-in, with `per_class` training labels.
+
+    pretrained(num_classes) returns the backbone with a fresh head. Scratch and fine-tune
+    share the budget (about `steps` optimizer steps of 32 images, rounded up to whole epochs),
+    batch size, learning rate, schedule and augmentation.
+    Returns {"scratch_acc", "probe_acc", "finetune_acc", "chance", "train_images",
+    "test_images", "epochs", "seconds"}.
+    """
+    t0 = time.time()
+    k = len(CLASS_NAMES[domain])
+    data = make_standin(domain, per_class=(per_class, 0, test_per_class), seed=seed)
+    xtr, ytr = to_inputs(data.train.images, mean, std), data.train.labels
+    xte, yte = to_inputs(data.test.images, mean, std), data.test.labels
+    epochs = math.ceil(steps / math.ceil(len(ytr) / 32))
+    torch.manual_seed(seed)
+    scratch = train_classifier(resnet18(num_classes=k), xtr, ytr, epochs=epochs, lr=scratch_lr, seed=seed, bf16=bf16)
+    backbone = pretrained(k)
+    probe = probe_accuracy(extract_features(backbone, xtr, bf16=bf16), ytr, extract_features(backbone, xte, bf16=bf16), yte)
+    tuned = train_classifier(backbone, xtr, ytr, epochs=epochs, lr=finetune_lr, seed=seed, bf16=bf16)
+    return {"scratch_acc": round(accuracy(scratch, xte, yte, bf16=bf16), 4), "probe_acc": round(probe, 4),
+            "finetune_acc": round(accuracy(tuned, xte, yte, bf16=bf16), 4), "chance": round(1 / k, 4),
+            "train_images": len(ytr), "test_images": len(yte), "epochs": epochs, "seconds": round(time.time() - t0, 1)}
+
+
+def transfer_benchmark(quick: bool = True, per_class: int = 50, seed: int = 0, *,
+                       weights_dir: Path | None = None, domains: tuple[str, ...] = ("medical", "satellite", "retail")) -> dict:
+    """The transfer table of the offline backbone: {domain: domain_transfer(...) result}.
+
+    quick: about 200 optimizer steps (batches of 32) per model and 100 test images per class
+    (300 for the 2-class medical stand-in): about 5 minutes on one CPU core; otherwise 500
+    steps and 3x the test images. per_class: training labels per class (at most 50: this is
+    a small-data benchmark). weights_dir: where `resnet18_offline.pt/.json` are (default: the
+    package's). bf16 autocast is used on CPUs with native bf16. Used by `python -m ftlib.bench`.
+    """
+    if not 1 <= per_class <= 50:
+        raise ValueError(f"per_class={per_class}: the benchmark is about small data, use 1 to 50 labels per class.")
+    info_model = load_model("resnet18", weights="offline", offline_dir=weights_dir, verbose=False)
+    prep = info_model.weights_info.preprocessing
+    mean, std = list(prep["mean"]), list(prep["std"])
+    bf16 = cpu_has_native_bf16()
+    steps, scale = (200, 1) if quick else (500, 3)
+    out = {}
+    for domain in domains:
+        tests = (300 if domain == "medical" else 100) * scale
+        out[domain] = domain_transfer(
+            domain, lambda k: load_model("resnet18", weights="offline", num_classes=k, offline_dir=weights_dir, verbose=False),
+            mean, std, per_class=per_class, test_per_class=tests, steps=steps, seed=seed, bf16=bf16)
+    return out

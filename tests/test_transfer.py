@@ -1,0 +1,165 @@
+"""Transfer benchmark pieces on tiny inputs, and the shipped offline weights file."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import torch
+from torch import nn
+from torchvision.models import resnet18
+
+from ftlib.transfer import (accuracy, domain_transfer, extract_features, probe_accuracy, to_inputs,
+                            train_classifier, transfer_benchmark)
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "ftlib" / "weights"
+JSON_KEYS = {"arch", "num_classes", "categories", "mean", "std", "resize_size", "crop_size", "source", "recipe", "sha256"}
+
+
+def _blobs(n: int, k: int, d: int, seed: int, spread: float = 3.0):
+    """k well-separated Gaussian clusters in d dimensions: (features (n, d), labels (n,))."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(k, d, generator=g) * spread
+    y = torch.arange(n) % k
+    return centres[y] + torch.randn(n, d, generator=g), y
+
+
+class _FixedLogits(nn.Module):
+    """Ignores pixel values: returns row i of `logits` for the i-th image (index in channel 0, pixel 0)."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x):
+        return self.logits[x[:, 0, 0, 0].long()]
+
+
+def test_to_inputs_by_hand():
+    images = torch.tensor([0, 255, 51], dtype=torch.uint8).view(1, 3, 1, 1)
+    out = to_inputs(images, mean=[0.0, 0.5, 0.2], std=[1.0, 0.5, 0.1])
+    assert out.dtype == torch.float32
+    assert torch.allclose(out.flatten(), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
+
+
+def test_accuracy_counts_right_answers_over_short_batches():
+    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [5.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    x = torch.arange(5).float().view(5, 1, 1, 1).expand(5, 3, 2, 2).contiguous()
+    labels = torch.tensor([0, 1, 1, 1, 1])  # predictions 0, 1, 0, 1, 0 -> 2 wrong of 5
+    assert accuracy(_FixedLogits(logits), x, labels, batch_size=2) == pytest.approx(3 / 5)
+
+
+def test_extract_features_is_pooled_layer4_and_keeps_the_head():
+    torch.manual_seed(0)
+    model = resnet18(num_classes=3).eval()
+    x = torch.randn(2, 3, 32, 32)
+    head = model.fc
+    feats = extract_features(model, x, batch_size=1)
+    m = model
+    with torch.no_grad():
+        h = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+        expected = m.layer4(m.layer3(m.layer2(m.layer1(h)))).mean((2, 3))
+    assert feats.shape == (2, 512) and torch.allclose(feats, expected, atol=1e-5)
+    assert model.fc is head
+
+
+def test_probe_separable_vs_random_labels():
+    xtr, ytr = _blobs(200, 4, 16, seed=0)
+    xte, yte = _blobs(200, 4, 16, seed=0)
+    assert probe_accuracy(xtr, ytr, xte + 0.1 * torch.randn_like(xte), yte) > 0.95
+    shuffled = ytr[torch.randperm(200, generator=torch.Generator().manual_seed(1))]
+    assert probe_accuracy(xtr, shuffled, xte, yte) < 0.6
+
+
+def test_train_classifier_learns_and_is_deterministic():
+    x, y = _blobs(64, 2, 12, seed=3)
+    x = x.view(64, 3, 2, 2)
+
+    def run():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
+        return train_classifier(model, x, y, epochs=5, lr=0.05, batch_size=16, weight_decay=0.0, seed=0)
+
+    a, b = run(), run()
+    assert accuracy(a, x, y) > 0.9
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not a.training
+    with pytest.raises(ValueError, match="epochs"):
+        train_classifier(a, x, y, epochs=0, lr=0.1)
+
+
+def test_backbone_lr_zero_trains_only_the_head():
+    torch.manual_seed(0)
+    model = resnet18(num_classes=2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    x, y = torch.randn(8, 3, 32, 32), torch.tensor([0, 1] * 4)
+    train_classifier(model, x, y, epochs=1, lr=0.01, backbone_lr=0.0, batch_size=4, weight_decay=0.0)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"fc.weight", "fc.bias"}
+
+
+def test_domain_transfer_tiny_run_reports_all_numbers():
+    torch.manual_seed(0)
+    result = domain_transfer("medical", lambda k: resnet18(num_classes=k), [0.5] * 3, [0.25] * 3,
+                             per_class=3, test_per_class=2, steps=1)
+    assert set(result) >= {"scratch_acc", "probe_acc", "finetune_acc", "chance"}
+    assert result["chance"] == 0.5 and result["train_images"] == 6 and result["test_images"] == 4
+    for key in ("scratch_acc", "probe_acc", "finetune_acc"):
+        assert 0.0 <= result[key] <= 1.0
+
+
+def test_benchmark_refuses_large_label_counts():
+    with pytest.raises(ValueError, match="small data"):
+        transfer_benchmark(per_class=100)
+
+
+# --- the shipped weights --------------------------------------------------------------------
+
+def test_offline_weights_file_small_and_checksummed():
+    pt, js = WEIGHTS / "resnet18_offline.pt", WEIGHTS / "resnet18_offline.json"
+    assert pt.stat().st_size <= 25 * 2**20, f"{pt} is {pt.stat().st_size / 2**20:.1f} MiB (limit 25)"
+    card = json.loads(js.read_text())
+    assert JSON_KEYS <= set(card)
+    assert card["sha256"] == hashlib.sha256(pt.read_bytes()).hexdigest()
+    assert card["arch"] == "resnet18" and len(card["mean"]) == 3 and len(card["std"]) == 3
+
+
+def test_offline_weights_are_fp16_resnet18_with_pretraining_head():
+    state = torch.load(WEIGHTS / "resnet18_offline.pt", map_location="cpu", weights_only=True)
+    card = json.loads((WEIGHTS / "resnet18_offline.json").read_text())
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert state["fc.weight"].shape == (card["num_classes"], 512)
+    model = resnet18(num_classes=card["num_classes"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+
+
+# --- the pretraining script's pieces (tiny settings) ---------------------------------------------
+
+def test_pretrain_batches_depend_only_on_seed_and_step():
+    from data_scripts.pretrain_backbone import make_ifs_classes, pretrain_batch
+    classes = make_ifs_classes(6, seed=0)
+    assert classes["mats"].shape == (6, 4, 2, 2) and torch.allclose(classes["probs"].sum(1), torch.ones(6))
+    a, ya = pretrain_batch(classes, seed=1, step=7, batch_size=5, size=32)
+    b, yb = pretrain_batch(classes, seed=1, step=7, batch_size=5, size=32)
+    c, _ = pretrain_batch(classes, seed=1, step=8, batch_size=5, size=32)
+    assert a.shape == (5, 3, 32, 32) and a.dtype == torch.float32 and 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, b) and torch.equal(ya, yb) and not torch.equal(a, c)
+
+
+def test_pretrain_script_resumes_and_exports(tmp_path):
+    from data_scripts.pretrain_backbone import main
+    common = ["--classes", "3", "--batch-size", "4", "--size", "32", "--warmup", "1", "--threads", "1", "--stats-batches", "1",
+              "--work-dir", str(tmp_path / "work"), "--out-dir", str(tmp_path / "out")]
+    main(["--steps", "2", *common])
+    assert torch.load(tmp_path / "work" / "last.pt", weights_only=True)["step"] == 2
+    main(["--steps", "3", *common])                       # resumes at step 2, runs one more
+    card = json.loads((tmp_path / "out" / "resnet18_offline.json").read_text())
+    pt = tmp_path / "out" / "resnet18_offline.pt"
+    assert card["recipe"]["steps"] == 3 and card["num_classes"] == 3
+    assert card["sha256"] == hashlib.sha256(pt.read_bytes()).hexdigest()
+    state = torch.load(pt, weights_only=True)
+    assert state["fc.weight"].dtype == torch.float16 and state["fc.weight"].shape == (3, 512)
