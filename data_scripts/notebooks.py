@@ -68,10 +68,11 @@ def clean(nb: dict) -> dict:
     source = colab_cell_source().splitlines(keepends=True)
     if code and re.search(r"google\.colab", "".join(code[0]["source"])):
         code[0]["source"] = source
+        code[0].setdefault("id", "colab-install")
     else:
         first_code = nb["cells"].index(code[0]) if code else len(nb["cells"])
-        nb["cells"].insert(first_code, {"cell_type": "code", "metadata": {}, "source": source,
-                                        "outputs": [], "execution_count": None})
+        nb["cells"].insert(first_code, {"cell_type": "code", "id": "colab-install", "metadata": {},
+                                        "source": source, "outputs": [], "execution_count": None})
     return nb
 
 

@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models import WeightsEnum
 
+from .config import in_notebook
 from .models import family, stages
 
 __all__ = [
@@ -54,19 +55,9 @@ class Incorrect(AssertionError):
     """A wrong answer. The message says what is wrong and what to try instead."""
 
 
-def _in_notebook() -> bool:
-    """True inside a Jupyter kernel (where Markdown renders), False in a terminal or pytest."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
 def show(markdown: str) -> None:
     """Display `markdown`: rendered in Jupyter, printed as plain text anywhere else."""
-    if _in_notebook():
+    if in_notebook():
         from IPython.display import Markdown, display
         display(Markdown(markdown))
     else:
@@ -1078,3 +1069,584 @@ def confusion(preds, targets, num_classes):
 """,
     ),
 )
+
+
+# --- lesson01 (added by the lesson01 notebook) ---
+# --- lesson 01: what a pretrained model knows -----------------------------------------
+
+_L01_ZOO = ("resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large",
+            "efficientnet_b0", "convnext_tiny", "vgg16", "inception_v3")
+"""The models of lesson 01's zoo table: `ftlib.models.ARCHS` and inception_v3."""
+
+
+def _answered(answer: Any, example: str) -> None:
+    """Raise `Incorrect` for the notebook's placeholders (None or ...)."""
+    if answer is None or answer is Ellipsis:
+        raise Incorrect(f"no answer yet: replace the placeholder with yours, e.g. {example}.")
+
+
+def resnet18_stage_shapes(size: int = 64) -> dict[str, tuple[int, int, int]]:
+    """Output shape (C, H, W) of every resnet18 stage but the head, for one RGB image of
+    `size` x `size` px. Shapes do not depend on the weights, so a random model is used (the
+    global RNG is left alone). Lesson 01."""
+    from torchvision.models import resnet18
+    with torch.random.fork_rng(devices=[]):
+        model = resnet18().eval()
+    x, shapes = torch.zeros(1, 3, size, size), {}
+    with torch.no_grad():
+        for name, stage in list(stages(model).items())[:-1]:
+            x = stage(x)
+            shapes[name] = tuple(x.shape[1:])
+    return shapes
+
+
+def check_stage_with_channels(answer: str, channels: int = 256) -> str:
+    """`answer` names the resnet18 stage whose output has `channels` feature maps. Lesson 01."""
+    _answered(answer, '"layer1"')
+    shapes = resnet18_stage_shapes()
+    names = list(shapes) + ["head"]
+    if not isinstance(answer, str):
+        raise Incorrect(f"give the stage's name as a string, one of {names}, not {answer!r}.")
+    if answer not in names:
+        raise Incorrect(f"resnet18 has no stage {answer!r}: its stages are {names} (see ftlib.stages(model)).")
+    if answer == "head":
+        raise Incorrect("the head outputs class scores (one number per class), not feature maps: "
+                        "look at the stages before it.")
+    c, h, w = shapes[answer]
+    if c != channels:
+        raise Incorrect(f"{answer} outputs {c} channels ({c}x{h}x{w} for a 64 px image), not {channels}: "
+                        f"the channels double at each of layer2, layer3 and layer4.")
+    return f"{answer} outputs {c} channels of {h}x{w} for a 64 px image ({h * 4}x{w * 4} at 256 px)."
+
+
+def check_conv1_parameters(answer: int, model: nn.Module | None = None) -> str:
+    """`answer` is the number of parameters (weights and bias, if any) of the first
+    convolution of `model` (default: a torchvision resnet18). Lesson 01."""
+    _answered(answer, "64 * 3 * 7 * 7")
+    if model is None:
+        from torchvision.models import resnet18
+        with torch.random.fork_rng(devices=[]):
+            model = resnet18()
+    conv = next((m for m in _expect_module(model).modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        raise ValueError("this model has no nn.Conv2d layer: pass a convolutional network.")
+    if isinstance(answer, torch.Tensor):
+        answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or answer != int(answer):
+        raise Incorrect(f"expected a whole number of parameters, got {answer!r}.")
+    answer, (out_c, in_c, kh, kw) = int(answer), conv.weight.shape
+    expected = _count(conv)
+    if answer == expected:
+        bias = f" + {out_c} biases" if conv.bias is not None else " (no bias)"
+        return f"{out_c} filters x {in_c} input channels x {kh}x{kw} = {_fmt(out_c * in_c * kh * kw)} weights{bias}."
+    wrong = {out_c: f"{out_c} is the number of filters; each filter has its own {in_c}x{kh}x{kw} weights.",
+             in_c * kh * kw: f"{answer} is the size of one filter ({in_c}x{kh}x{kw}); there are {out_c} of them.",
+             out_c * kh * kw: f"{_fmt(answer)} leaves out the {in_c} input channels: each filter spans all "
+                              f"of them (RGB), so it is {in_c}x{kh}x{kw}.",
+             len(list(conv.parameters())): f"{answer} is a number of parameter tensors: count the numbers "
+                                           f"inside them (p.numel())."}
+    if conv.bias is None:
+        wrong[expected + out_c] = (f"{_fmt(answer)} adds a bias per filter, but this conv1 has none "
+                                   f"(bias=False: the BatchNorm after it adds its own shift).")
+    if answer in wrong:
+        raise Incorrect(wrong[answer])
+    raise Incorrect(f"{_fmt(answer)} is not the number of parameters of the first convolution "
+                    f"(weight shape {tuple(conv.weight.shape)}): multiply out its shape.")
+
+
+def check_smallest_model(answer: str, min_acc1: float = 75.0, archs: tuple[str, ...] = _L01_ZOO) -> str:
+    """`answer` is the architecture with the fewest parameters among `archs` whose ImageNet
+    top-1 (torchvision metadata of its DEFAULT weights) is at least `min_acc1` %. Lesson 01."""
+    from .models import model_zoo_table
+    _answered(answer, '"resnet18"')
+    rows = {r["arch"]: r for r in model_zoo_table(archs)}
+    if not isinstance(answer, str) or answer not in rows:
+        raise Incorrect(f"answer with one architecture name from the table: {', '.join(rows)}; got {answer!r}.")
+    fit = [r for r in rows.values() if r["acc1"] >= min_acc1]
+    best, mine = min(fit, key=lambda r: r["params"]), rows[answer]
+    if mine["acc1"] < min_acc1:
+        raise Incorrect(f"{answer} reaches {mine['acc1']:.2f} % top-1, below the {min_acc1:g} % asked for.")
+    if answer != best["arch"]:
+        cheapest = min(fit, key=lambda r: r["gflops"])["arch"]
+        why = " It is the cheapest in GFLOPs, but the question asks for parameters." if answer == cheapest else ""
+        raise Incorrect(f"{answer} has {mine['params'] / 1e6:.2f} M parameters; another model above "
+                        f"{min_acc1:g} % has fewer.{why} Sort the qualifying rows by 'params'.")
+    return (f"{answer}: {mine['params'] / 1e6:.2f} M parameters, {mine['acc1']:.2f} % top-1, "
+            f"{mine['gflops']:.2f} GFLOPs per 224 px image.")
+
+
+lesson01 = ExerciseSet(
+    "01",
+    q1=Exercise(
+        title="Lesson 01, exercise 1: where do 256 channels come out?",
+        task="Which stage of a resnet18 outputs 256 feature maps (channels)? Answer with the stage "
+             "name as `ftlib.stages(model)` spells it, e.g. `\"layer1\"`.",
+        usage='ex.q1.check("layer1")',
+        checker=check_stage_with_channels,
+        hints=("Run one image through the stages one after the other and print `x.shape` after each.",
+               "The stem and layer1 give 64 channels; every later layer doubles the number."),
+        solution_code="""
+import torch, torchvision, ftlib
+
+x = torch.zeros(1, 3, 64, 64)
+for name, stage in list(ftlib.stages(torchvision.models.resnet18().eval()).items())[:-1]:
+    x = stage(x)
+    print(name, tuple(x.shape))        # layer3 -> (1, 256, 4, 4)
+answer = "layer3"
+""",
+    ),
+    q2=Exercise(
+        title="Lesson 01, exercise 2: count conv1's parameters",
+        task="How many parameters (numbers, not tensors) does the first convolution of a resnet18 "
+             "(`model.conv1`) hold? Work it out from its shape, then check by counting.",
+        usage="ex.q2.check(9999)",
+        checker=check_conv1_parameters,
+        hints=("`model.conv1` shows the layer: in_channels, out_channels, kernel_size and whether it has a bias.",
+               "Each of the out_channels filters has in_channels x kernel height x kernel width weights."),
+        solution_code="""
+import torchvision
+
+conv1 = torchvision.models.resnet18().conv1
+answer = 64 * 3 * 7 * 7                     # no bias: bias=False
+assert answer == sum(p.numel() for p in conv1.parameters())
+""",
+    ),
+    q3=Exercise(
+        title="Lesson 01, exercise 3: the smallest model above 75 %",
+        task="From the lesson's model-zoo table (`ftlib.model_zoo_table([...])` over `ftlib.models.ARCHS` "
+             "and `\"inception_v3\"`), pick the model with the fewest parameters whose ImageNet top-1 is "
+             "at least 75 %.",
+        usage='ex.q3.check("resnet18")',
+        checker=check_smallest_model,
+        hints=("Keep only the rows with `row['acc1'] >= 75`.",
+               "Of those, take the row with the smallest `row['params']` (not the smallest GFLOPs)."),
+        solution_code="""
+import ftlib
+
+rows = ftlib.model_zoo_table([*ftlib.models.ARCHS, "inception_v3"])
+answer = min((r for r in rows if r["acc1"] >= 75), key=lambda r: r["params"])["arch"]
+""",
+    ),
+)
+
+__all__ += ["resnet18_stage_shapes", "check_stage_with_channels", "check_conv1_parameters",
+            "check_smallest_model", "lesson01"]
+# --- end lesson01 ---
+
+
+# --- lesson02 (added by the lesson02 notebook) ---
+# --- lesson 02: scratch vs pretrained -------------------------------------------------
+
+def _images_and_labels(subset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (N, C, H, W) uint8, labels (N,) int64) of a TensorImageDataset or a torch Subset of one."""
+    if subset is None or subset is Ellipsis:
+        raise Incorrect("replace the placeholder with your subset: a data set of images and labels "
+                        "taken from data.train.")
+    if isinstance(subset, torch.utils.data.Subset) and hasattr(subset.dataset, "images"):
+        idx = torch.as_tensor(list(subset.indices), dtype=torch.int64)
+        return subset.dataset.images[idx], subset.dataset.labels[idx]
+    if hasattr(subset, "images") and hasattr(subset, "labels"):
+        return subset.images, torch.as_tensor(subset.labels).long()
+    raise TypeError(f"expected a data set with `.images` and `.labels` (a TensorImageDataset, as "
+                    f"data.train is) or a torch.utils.data.Subset of one, got {type(subset).__name__}.")
+
+
+def _fingerprints(images: torch.Tensor) -> list[int]:
+    """One hash per image (its raw bytes), to find an image of one data set in another."""
+    return [hash(row.numpy().tobytes()) for row in images.reshape(len(images), -1)]
+
+
+def _balance_problem(counts: list[int], per_class: int) -> str | None:
+    """Why per-class counts are wrong, or None when every class has `per_class` images."""
+    if all(c == per_class for c in counts):
+        return None
+    if sum(counts) == per_class:
+        return (f"your subset has {per_class} images in total (per class: {counts}); the task asks for "
+                f"{per_class} images of *each* class.")
+    if len(set(counts)) > 1:
+        return (f"the classes are unbalanced: {counts} images per class. Taking the first N images of a "
+                f"data set gives whatever classes happen to come first; pick the images class by class.")
+    return f"every class has {counts[0]} images; the task asks for {per_class} per class."
+
+
+def check_balanced_subset(subset: Any, source: Any, per_class: int = 10) -> str:
+    """`subset` holds exactly `per_class` images of each class, each one an image of `source` with its label, none twice.
+
+    subset, source: TensorImageDataset (uint8 images (N, C, H, W), int64 labels (N,)) or a
+    torch Subset of one. Catches the typical mistakes: N images in total instead of N per
+    class, the first N images (unbalanced), images from another split, images and labels
+    shuffled separately, an image taken twice. Lesson 02.
+    """
+    images, labels = _images_and_labels(subset)
+    src_images, src_labels = _images_and_labels(source)
+    num_classes = int(src_labels.max()) + 1
+    problem = _balance_problem(torch.bincount(labels, minlength=num_classes).tolist(), per_class)
+    if problem:
+        raise Incorrect(problem)
+    owner = dict(zip(_fingerprints(src_images), src_labels.tolist()))
+    prints = _fingerprints(images)
+    for i, (fp, label) in enumerate(zip(prints, labels.tolist())):
+        if fp not in owner:
+            raise Incorrect(f"image {i} of your subset is not in the source data set: take the images from "
+                            f"data.train itself (not the test split, and before any transform).")
+        if owner[fp] != label:
+            raise Incorrect(f"image {i} is labelled {label}, but in the source it has label {owner[fp]}: keep "
+                            f"each image with its own label (index images and labels with the same indices).")
+    if len(set(prints)) < len(prints):
+        raise Incorrect("an image appears more than once: draw without replacement (torch.randperm), "
+                        "not with torch.randint.")
+    return f"{len(prints)} distinct images, {per_class} of each of the {num_classes} classes, each with its own label."
+
+
+def _by_count(values: Any, labels: list[int], what: str) -> dict[int, float]:
+    """Accuracies keyed by label count, from a dict {count: acc} or a list aligned with `labels`."""
+    if isinstance(values, dict):
+        missing = [n for n in labels if n not in values]
+        if missing:
+            raise ValueError(f"{what} has no accuracy for the label counts {missing}.")
+        return {n: float(values[n]) for n in labels}
+    values = list(values)
+    if len(values) != len(labels):
+        raise ValueError(f"{what} has {len(values)} accuracies for {len(labels)} label counts.")
+    return dict(zip(labels, map(float, values)))
+
+
+def labels_to_match(labels: list[int], scratch: Any, pretrained: Any, reference: int = 10) -> int | None:
+    """The smallest label count at which scratch's accuracy reaches pretrained's at `reference`; None if none.
+
+    scratch, pretrained: mean accuracies, as {labels per class: accuracy} or lists aligned with
+    `labels` (ascending). Lesson 02 (the curve of scratch vs pretrained).
+    """
+    labels = sorted(labels)
+    if reference not in labels:
+        raise ValueError(f"reference={reference} is not one of the measured label counts {labels}.")
+    s, p = _by_count(scratch, labels, "scratch"), _by_count(pretrained, labels, "pretrained")
+    return next((n for n in labels if s[n] >= p[reference]), None)
+
+
+def _matching_problem(answer: Any, labels: list[int], s: dict[int, float], target: float,
+                      expected: int | None, reference: int) -> str:
+    """The message for a wrong answer to lesson 02's question 2."""
+    if answer is Ellipsis:
+        return "replace ... with your answer: a label count from the list you measured, or None."
+    if isinstance(answer, float) and not float(answer).is_integer():
+        return f"{answer} looks like an accuracy; the question asks for a number of labels per class."
+    if expected is None:
+        return (f"scratch never reaches {100 * target:.1f} % (pretrained at {reference} labels/class): its best is "
+                f"{100 * max(s.values()):.1f} %. The answer is None: more than {labels[-1]} labels per class.")
+    if answer is None:
+        return f"scratch does reach {100 * target:.1f} % within the measured counts: find the first count where it does."
+    if answer not in labels:
+        return f"answer one of the measured label counts {labels} (or None)."
+    if answer == reference:
+        return (f"{reference} is where the pretrained model is; the question is where the *scratch* curve gets "
+                f"as high ({100 * target:.1f} %).")
+    if s[answer] < target:
+        return f"at {answer} labels/class scratch is at {100 * s[answer]:.1f} %, still below {100 * target:.1f} %."
+    return f"scratch already reaches {100 * target:.1f} % at a smaller count: give the smallest one."
+
+
+def check_labels_to_match(answer: Any, labels: list[int], scratch: Any, pretrained: Any, reference: int = 10) -> str:
+    """`answer` is `labels_to_match(labels, scratch, pretrained, reference)`: a label count, or None.
+
+    The accuracies are the notebook's own measurements, passed in explicitly. Lesson 02.
+    """
+    labels = sorted(labels)
+    expected = labels_to_match(labels, scratch, pretrained, reference)
+    s = _by_count(scratch, labels, "scratch")
+    target = _by_count(pretrained, labels, "pretrained")[reference]
+    if answer is None and expected is None or (answer is not None and answer is not Ellipsis
+                                               and not isinstance(answer, bool) and answer == expected):
+        if expected is None:
+            return (f"scratch stays below pretrained-at-{reference} ({100 * target:.1f} %) up to {labels[-1]} labels "
+                    f"per class: the pretrained start is worth more than {labels[-1] // reference}x the labels here.")
+        return (f"scratch needs {expected} labels per class to match pretrained at {reference}: "
+                f"{expected / reference:g}x the labels.")
+    raise Incorrect(_matching_problem(answer, labels, s, target, expected, reference))
+
+
+lesson02 = ExerciseSet(
+    "02",
+    q1=Exercise(
+        title="Lesson 02, exercise 1: a class-balanced subset",
+        task="Build a data set with exactly 10 images of each class, taken from `data.train` (each image "
+             "with its own label, none twice). Do it by hand with torch: for each class, find its indices, "
+             "shuffle them with a seeded generator, keep 10. Then compare with `data.train.subset(10)`.",
+        usage="ex.q1.check(my_subset, data.train)",
+        checker=check_balanced_subset,
+        hints=("`(data.train.labels == c).nonzero().flatten()` gives the indices of class c; "
+               "`torch.randperm(len(idx), generator=g)` shuffles them.",
+               "Concatenate the 10 kept indices of every class, then build "
+               "`TensorImageDataset(data.train.images[keep], data.train.labels[keep], data.class_names)`: "
+               "one index tensor for both keeps each image with its label."),
+        solution_code="""
+import torch
+from ftlib import TensorImageDataset
+
+g = torch.Generator().manual_seed(0)
+keep = []
+for c in range(len(data.class_names)):
+    idx = (data.train.labels == c).nonzero().flatten()          # every image of class c
+    keep.append(idx[torch.randperm(len(idx), generator=g)[:10]])  # 10 of them, at random
+keep = torch.cat(keep)
+my_subset = TensorImageDataset(data.train.images[keep], data.train.labels[keep], data.class_names)
+""",
+    ),
+    q2=Exercise(
+        title="Lesson 02, exercise 2: read the curve",
+        task="How many labels per class does the *scratch* model need to reach the mean accuracy that the "
+             "pretrained model has with 10 labels per class? Answer with one of the label counts you "
+             "measured (the smallest that gets there), or None if scratch never gets there in your run.",
+        usage='ex.q2.check(my_answer, B["labels"], mean["scratch"], mean["pretrained"])',
+        checker=check_labels_to_match,
+        hints=("Find the pretrained curve's height at 10 labels per class, then move right along the "
+               "scratch curve until it is at least as high.",
+               "In code: `target = mean['pretrained'][10]`, then the first n in B['labels'] with "
+               "`mean['scratch'][n] >= target`, or None if there is no such n."),
+        solution_code="""
+target = mean["pretrained"][10]
+my_answer = next((n for n in B["labels"] if mean["scratch"][n] >= target), None)
+""",
+    ),
+)
+
+__all__ += ["check_balanced_subset", "labels_to_match", "check_labels_to_match", "lesson02"]
+# --- end lesson02 ---
+
+
+# --- lesson06 (added by the lesson06 notebook) ---
+# --- lesson 06: overfitting -----------------------------------------------------------
+
+# Transforms that break the label of an upright product photo (Fashion-MNIST and its stand-in):
+# shoes and shirts are never shown upside down, and a crop that loses most of the item loses its class.
+RETAIL_MAX_ROTATION = 20.0   # degrees
+RETAIL_MIN_CROP_SCALE = 0.4  # fraction of the image area a random crop must keep
+
+
+def _degrees(t: Any) -> float:
+    """The largest absolute angle (degrees) a rotation-like transform may draw."""
+    degrees = getattr(t, "degrees", 0)
+    values = degrees if isinstance(degrees, (list, tuple)) else [degrees]
+    return max(abs(float(v)) for v in values)
+
+
+def _retail_label_problem(parts: list[Any]) -> str | None:
+    """Why a transform in `parts` makes a retail image lie about its label, or None."""
+    for t in parts:
+        name = type(t).__name__
+        if name == "RandomVerticalFlip" and getattr(t, "p", 1) > 0:
+            return ("RandomVerticalFlip turns shoes and shirts upside down, which no catalogue photo shows: the "
+                    "augmented images no longer look like their class. Keep RandomHorizontalFlip, drop the vertical one.")
+        if name in ("RandomRotation", "RandomAffine") and _degrees(t) > RETAIL_MAX_ROTATION:
+            return (f"{name} draws angles up to {_degrees(t):g} degrees; products are photographed upright, so "
+                    f"keep rotations small (at most {RETAIL_MAX_ROTATION:g} degrees).")
+        scale = getattr(t, "scale", None)
+        if name == "RandomResizedCrop" and scale is not None and min(scale) < RETAIL_MIN_CROP_SCALE:
+            return (f"RandomResizedCrop may keep only {min(scale):.0%} of the image, which can cut the product "
+                    f"away; use scale=({RETAIL_MIN_CROP_SCALE}, 1.0) or more.")
+    return None
+
+
+def _retail_image() -> torch.Tensor:
+    """A seeded uint8 (3, 64, 64) test image: a bright box on a dark background, with noise."""
+    g = torch.Generator().manual_seed(6)
+    image = torch.randint(0, 60, (3, 64, 64), generator=g, dtype=torch.uint8)
+    image[:, 12:52, 20:44] = 200
+    return image
+
+
+def check_augmentation(pipeline: Callable) -> str:
+    """A train-time augmentation for 64 px retail images (upright products): it returns a
+    (3, 64, 64) tensor for a uint8 (3, 64, 64) image, is random (different outputs on the same
+    image), and contains no transform that breaks the label: no vertical flip, no rotation
+    over RETAIL_MAX_ROTATION degrees, no crop keeping under RETAIL_MIN_CROP_SCALE of the area.
+    Inspects the transforms inside Compose / RandomApply / RandomChoice. Lesson 06.
+    """
+    if not callable(pipeline):
+        raise TypeError(f"expected a transform (e.g. a v2.Compose), got {type(pipeline).__name__}.")
+    problem = _retail_label_problem(_transform_parts(pipeline))
+    if problem:
+        raise Incorrect(problem)
+    image = _retail_image()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        try:
+            outputs = [pipeline(image.clone()) for _ in range(8)]
+        except Exception as error:
+            raise Incorrect(f"your pipeline fails on a uint8 (3, 64, 64) image tensor "
+                            f"({type(error).__name__}: {error}).") from None
+    if not all(isinstance(o, torch.Tensor) for o in outputs):
+        raise Incorrect(f"your pipeline returns a {type(outputs[0]).__name__}, not a tensor: keep the image a "
+                        f"tensor (v2 transforms accept uint8 tensors directly).")
+    if any(tuple(o.shape) != (3, 64, 64) for o in outputs):
+        raise Incorrect(f"your pipeline turns a (3, 64, 64) image into {tuple(outputs[0].shape)}: every image of a "
+                        f"batch must keep the model's input size; give RandomResizedCrop size=64.")
+    if all(torch.equal(outputs[0], o) for o in outputs[1:]):
+        raise Incorrect("your pipeline gave the same output 8 times: that is preprocessing, not augmentation. "
+                        "Add random transforms (RandomHorizontalFlip, RandomResizedCrop, ColorJitter, ...).")
+    names = [type(t).__name__ for t in _transform_parts(pipeline)]
+    return f"a random, label-preserving pipeline for upright products: {', '.join(names)}."
+
+
+def _owners(model: nn.Module) -> dict[int, tuple[str, bool]]:
+    """{id(parameter): (qualified name, exempt from weight decay)}: norm-layer and bias parameters are exempt."""
+    norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+    owners = {}
+    for module_name, module in model.named_modules():
+        for pname, p in module.named_parameters(recurse=False):
+            exempt = isinstance(module, norm_types) or pname == "bias"
+            owners[id(p)] = (f"{module_name}.{pname}".lstrip("."), exempt)
+    return owners
+
+
+def check_weight_decay(optimizer: Any, model: nn.Module, weight_decay: float = 0.05) -> str:
+    """`optimizer` is AdamW (decoupled weight decay) holding every trainable parameter of `model`
+    once; conv and linear weights get `weight_decay`, norm-layer and bias parameters get 0.
+    Lesson 06.
+    """
+    model = _expect_module(model, "check(optimizer, model)")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"expected a torch optimizer, got {type(optimizer).__name__}.")
+    if type(optimizer) is not torch.optim.AdamW:
+        raise Incorrect(f"this is {type(optimizer).__name__}: with Adam, weight_decay is an L2 term added to the "
+                        f"gradient and then rescaled by Adam's per-parameter step sizes, so it barely regularises "
+                        f"weights with large gradients. Use torch.optim.AdamW, which decays the weights directly.")
+    owners, seen = _owners(model), {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if id(p) not in owners:
+                raise Incorrect("the optimizer holds parameters that are not in this model: build it from the model "
+                                "you pass to check().")
+            if id(p) in seen:
+                raise Incorrect(f"{owners[id(p)][0]} is in two groups: give each parameter exactly one group.")
+            seen[id(p)] = float(group.get("weight_decay", 0.0))
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
+    if missing:
+        raise Incorrect(f"{len(missing)} trainable parameters are in no group (e.g. {missing[0]}): the optimizer "
+                        f"would never update them.")
+    decayed = [owners[i][0] for i, wd in seen.items() if owners[i][1] and wd > 0]
+    if decayed:
+        raise Incorrect(f"{len(decayed)} norm-layer or bias parameters get weight decay (e.g. {decayed[0]}): they "
+                        f"set scales and offsets, not features, and shrinking them toward 0 only hurts. Put them in "
+                        f"a group with weight_decay=0.")
+    wrong = [(owners[i][0], wd) for i, wd in seen.items() if not owners[i][1] and not math.isclose(wd, weight_decay)]
+    if wrong:
+        raise Incorrect(f"{wrong[0][0]} has weight_decay={wrong[0][1]:g}; conv and linear weights should get "
+                        f"{weight_decay:g} (pass it in their group's dict).")
+    n_decay = sum(1 for i in seen if not owners[i][1])
+    return (f"AdamW: {n_decay} weight tensors decay at {weight_decay:g}; "
+            f"{len(seen) - n_decay} norm and bias tensors are left alone.")
+
+
+EARLY_STOP_VAL_LOSSES = (1.20, 0.95, 0.81, 0.84, 0.79, 0.83, 0.88, 0.91, 0.70)
+
+
+def _early_stop_reference(losses: tuple[float, ...], patience: int) -> tuple[int, int]:
+    """(epoch after which training stops, best epoch), both 1-based, for val losses `losses`."""
+    best, best_epoch, wait = math.inf, 0, 0
+    for epoch, loss in enumerate(losses, start=1):
+        if loss < best:
+            best, best_epoch, wait = loss, epoch, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return epoch, best_epoch
+    return len(losses), best_epoch
+
+
+def check_early_stopping(stop_epoch: Any, restored_epoch: Any) -> str:
+    """With the validation losses EARLY_STOP_VAL_LOSSES (epochs 1..9) and patience 3: after which
+    epoch does early stopping end training, and whose weights does restore_best put back? Lesson 06.
+    """
+    stop, best = _early_stop_reference(EARLY_STOP_VAL_LOSSES, patience=3)
+    got_stop, got_best = int(_as_number(stop_epoch, "stop_epoch")), int(_as_number(restored_epoch, "restored_epoch"))
+    if got_stop == len(EARLY_STOP_VAL_LOSSES):
+        raise Incorrect("training never gets to the last epoch: count the epochs without a new best after the "
+                        "best one; the third such epoch ends training.")
+    if got_stop != stop:
+        raise Incorrect(f"training does not stop after epoch {got_stop}: count only epochs whose loss is not a "
+                        f"new best, and reset the count whenever a new best appears.")
+    if got_best == got_stop:
+        raise Incorrect("restore_best does not keep the last epoch's weights: it puts back those of the epoch "
+                        "with the lowest validation loss seen before stopping.")
+    if got_best != best:
+        raise Incorrect(f"epoch {got_best} is not the best one before the stop: look for the lowest validation "
+                        f"loss among epochs 1 to {stop}.")
+    return f"training stops after epoch {stop} and the weights of epoch {best} come back."
+
+
+lesson06 = ExerciseSet(
+    "06",
+    q1=Exercise(
+        title="Lesson 06, exercise 1: augmentation that keeps the labels true",
+        task="Build a torchvision.transforms.v2 training augmentation for the retail domain (64 px photos of "
+             "upright garments, shoes and bags): random, so that each epoch sees new versions, but never "
+             "producing an image that no longer looks like its class. It takes and returns a (3, 64, 64) "
+             "uint8 tensor (normalisation comes after it).",
+        usage="ex.q1.check(train_augment)",
+        checker=check_augmentation,
+        hints=("Ask of each transform: could a photo in the catalogue look like this? A mirrored sneaker, yes; an "
+               "upside-down one, no.",
+               "v2.RandomResizedCrop(64, scale=(0.6, 1.0)), v2.RandomHorizontalFlip(), a small "
+               "v2.RandomRotation(10) and a v2.ColorJitter all keep the label."),
+        solution_code="""
+from torchvision.transforms import v2
+
+train_augment = v2.Compose([
+    v2.RandomResizedCrop(64, scale=(0.6, 1.0), antialias=True),  # zoom in a little, keep the item
+    v2.RandomHorizontalFlip(),                                   # a mirrored shoe is still a shoe
+    v2.RandomRotation(10),                                       # small tilts only
+    v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
+])
+""",
+    ),
+    q2=Exercise(
+        title="Lesson 06, exercise 2: weight decay, but not on norms and biases",
+        task="Build a torch.optim.AdamW for all trainable parameters of `model` with lr=1e-3 and weight decay "
+             "0.05 on conv and linear weights, and no weight decay on BatchNorm parameters and biases.",
+        usage="ex.q2.check(optimizer, model)",
+        checker=check_weight_decay,
+        hints=("Make two lists while looping over `model.named_modules()` and each module's "
+               "`named_parameters(recurse=False)`: BatchNorm parameters and any parameter named 'bias' go to "
+               "the no-decay list.",
+               "Pass two groups: AdamW([{'params': decay, 'weight_decay': 0.05}, "
+               "{'params': no_decay, 'weight_decay': 0.0}], lr=1e-3)."),
+        solution_code="""
+import torch
+from torch import nn
+
+decay, no_decay = [], []
+for module in model.modules():
+    for name, p in module.named_parameters(recurse=False):
+        if not p.requires_grad:
+            continue
+        if isinstance(module, nn.BatchNorm2d) or name == "bias":
+            no_decay.append(p)
+        else:
+            decay.append(p)
+optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
+                               {"params": no_decay, "weight_decay": 0.0}], lr=1e-3)
+""",
+    ),
+    q3=Exercise(
+        title="Lesson 06, exercise 3: read early stopping",
+        task="A run's validation losses, epochs 1 to 9, are "
+             f"{', '.join(f'{v:.2f}' for v in EARLY_STOP_VAL_LOSSES)}. With EarlyStopping(patience=3) "
+             "(min_delta 0) and restore_best=True: after which epoch does training stop, and the weights "
+             "of which epoch does the model end with?",
+        usage="ex.q3.check(stop_epoch, restored_epoch)",
+        checker=check_early_stopping,
+        hints=("Walk the list: keep the best loss so far and a counter of epochs since it; a new best resets "
+               "the counter to 0.",
+               "Training stops when the counter reaches 3; the epochs after that are never run, so their "
+               "losses do not matter."),
+        solution_code="""
+stop_epoch = 8       # bests at epochs 1, 2, 3 and 5; epochs 6, 7, 8 do not improve on 0.79
+restored_epoch = 5   # the lowest validation loss seen (0.79); epoch 9's 0.70 never happens
+""",
+    ),
+)
+
+__all__ += ["check_augmentation", "check_weight_decay", "check_early_stopping", "EARLY_STOP_VAL_LOSSES",
+            "lesson06"]
+# --- end lesson06 ---

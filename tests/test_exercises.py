@@ -113,7 +113,7 @@ def test_unknown_exercise_lists_the_known_ones():
 def test_show_uses_markdown_display_in_a_notebook(monkeypatch):
     import IPython.display
     shown = []
-    monkeypatch.setattr(E, "_in_notebook", lambda: True)
+    monkeypatch.setattr(E, "in_notebook", lambda: True)
     monkeypatch.setattr(IPython.display, "display", shown.append)
     E.show("**bold**")
     assert isinstance(shown[0], IPython.display.Markdown) and shown[0].data == "**bold**"
