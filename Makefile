@@ -30,7 +30,7 @@ lab: install
 
 test: install
 	FTLIB_OFFLINE=$(FTLIB_OFFLINE) FTLIB_BUDGET=$(FTLIB_BUDGET) \
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	$(BIN)/python -m pytest tests notebooks --ignore=notebooks/drafts --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=900 --durations=15 $(PYTEST_ARGS)
 
 unit: install
@@ -38,7 +38,7 @@ unit: install
 
 notebooks: install
 	FTLIB_OFFLINE=$(FTLIB_OFFLINE) FTLIB_BUDGET=$(FTLIB_BUDGET) \
-	$(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest notebooks --ignore=notebooks/drafts --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
 
 doctor: install
 	$(BIN)/python -m ftlib doctor
