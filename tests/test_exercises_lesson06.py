@@ -1,0 +1,154 @@
+"""Tests of the lesson 06 exercises (ftlib.exercises.lesson06): right answers pass, the
+typical wrong ones fail with their specific message. Tiny models and 64 px test images only;
+the expected early-stopping epochs are worked out by hand in the test."""
+
+import re
+
+import pytest
+import torch
+from torch import nn
+from torchvision.models import resnet18
+from torchvision.transforms import v2
+
+from ftlib import exercises as E
+from ftlib.exercises import Incorrect, lesson06
+
+
+def fails(exercise, *answer, match: str) -> None:
+    with pytest.raises(Incorrect, match=match):
+        exercise.check(*answer)
+
+
+# --- q1: augmentation that keeps labels -------------------------------------------------
+
+def test_q1_right_answers_pass(capsys):
+    lesson06.q1.check(v2.Compose([v2.RandomResizedCrop(64, scale=(0.6, 1.0), antialias=True),
+                                  v2.RandomHorizontalFlip(), v2.RandomRotation(10),
+                                  v2.ColorJitter(0.3, 0.3, 0.3)]))
+    assert "Correct" in capsys.readouterr().out
+    lesson06.q1.check(v2.Compose([v2.RandomHorizontalFlip(p=0.5)]))  # minimal but valid
+
+
+@pytest.mark.parametrize("bad, message", [
+    (v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]), "upside down"),
+    (v2.Compose([v2.RandomRotation(90)]), "90 degrees"),
+    (v2.RandomApply([v2.RandomRotation((-45, 45))], p=0.5), "45 degrees"),
+    (v2.Compose([v2.RandomResizedCrop(64, scale=(0.08, 1.0))]), "8%"),
+])
+def test_q1_label_breaking_transforms_fail(bad, message):
+    fails(lesson06.q1, bad, match=re.escape(message))
+
+
+def test_q1_size_randomness_and_type():
+    fails(lesson06.q1, v2.Compose([v2.RandomResizedCrop(32, scale=(0.6, 1.0)), v2.RandomHorizontalFlip()]),
+          match=r"\(3, 32, 32\)")
+    fails(lesson06.q1, v2.Compose([v2.Resize(64), v2.CenterCrop(64)]), match="same output 8 times")
+    fails(lesson06.q1, v2.Compose([v2.RandomHorizontalFlip(), v2.ToPILImage()]), match="not a tensor")
+    with pytest.raises(TypeError, match="expected a transform"):
+        lesson06.q1.check(None)
+
+
+def test_q1_check_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    lesson06.q1.check(v2.RandomHorizontalFlip())
+    assert torch.equal(torch.rand(3), expected)
+
+
+# --- q2: AdamW with weight decay off norms and biases -----------------------------------
+
+@pytest.fixture
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    return resnet18(num_classes=10)
+
+
+def split_by_hand(model: nn.Module) -> tuple[list, list]:
+    """Plain re-implementation: BatchNorm parameters and biases do not decay (resnet18 has no other norms)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        leaf = dict(model.named_modules())[name.rsplit(".", 1)[0]]
+        (no_decay if isinstance(leaf, nn.BatchNorm2d) or name.endswith("bias") else decay).append(p)
+    return decay, no_decay
+
+
+def test_q2_right_answer_passes(model, capsys):
+    decay, no_decay = split_by_hand(model)
+    assert len(decay) == 21 and len(no_decay) == 41  # 20 convs + fc.weight; 20 BN x 2 + fc.bias
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-3)
+    lesson06.q2.check(opt, model)
+    out = capsys.readouterr().out
+    assert "21 weight tensors" in out and "41 norm and bias" in out
+
+
+def test_q2_ftlib_param_groups_pass(model):
+    import ftlib
+    lesson06.q2.check(torch.optim.AdamW(ftlib.param_groups(model, lr=1e-3, factor=1, weight_decay=0.05)), model)
+
+
+def test_q2_typical_wrong_answers(model):
+    decay, no_decay = split_by_hand(model)
+    fails(lesson06.q2, torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05), model,
+          match="norm-layer or bias parameters get weight decay")
+    fails(lesson06.q2, torch.optim.Adam([{"params": decay, "weight_decay": 0.05},
+                                         {"params": no_decay, "weight_decay": 0.0}]), model, match="Use torch.optim.AdamW")
+    fails(lesson06.q2, torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}]), model, match="in no group")
+    fails(lesson06.q2, torch.optim.AdamW([{"params": decay, "weight_decay": 0.0},
+                                          {"params": no_decay, "weight_decay": 0.0}]), model, match="should get 0.05")
+    other = resnet18(num_classes=10)
+    fails(lesson06.q2, torch.optim.AdamW(other.parameters()), model, match="not in this model")
+    fails(lesson06.q2, torch.optim.AdamW([{"params": decay + no_decay[:1], "weight_decay": 0.05},
+                                          {"params": no_decay[1:], "weight_decay": 0.0}]), model,
+          match="norm-layer or bias")
+
+
+def test_q2_frozen_parameters_may_be_left_out(model):
+    for p in model.layer1.parameters():
+        p.requires_grad = False
+    decay, no_decay = split_by_hand(model)
+    keep = lambda ps: [p for p in ps if p.requires_grad]
+    lesson06.q2.check(torch.optim.AdamW([{"params": keep(decay), "weight_decay": 0.05},
+                                         {"params": keep(no_decay), "weight_decay": 0.0}]), model)
+
+
+# --- q3: reading early stopping -----------------------------------------------------------
+
+def test_q3_reference_by_hand():
+    # losses 1.20 0.95 0.81 0.84 0.79 0.83 0.88 0.91 0.70: new bests at 1, 2, 3, 5; no improvement at
+    # 6, 7, 8 -> patience 3 is used up after epoch 8; the best weights are epoch 5's.
+    assert E.EARLY_STOP_VAL_LOSSES == (1.20, 0.95, 0.81, 0.84, 0.79, 0.83, 0.88, 0.91, 0.70)
+    lesson06.q3.check(8, 5)
+    lesson06.q3.check(torch.tensor(8), 5.0)
+
+
+@pytest.mark.parametrize("answer, message", [
+    ((9, 9), "never gets to the last epoch"),
+    ((8, 8), "does not keep the last epoch"),
+    ((6, 5), "does not stop after epoch 6"),
+    ((8, 3), "epoch 3 is not the best"),
+])
+def test_q3_typical_wrong_answers(answer, message):
+    fails(lesson06.q3, *answer, match=re.escape(message))
+
+
+def test_q3_matches_ftlib_early_stopping():
+    """The checker's reading agrees with ftlib.train.EarlyStopping on the same losses."""
+    from ftlib.train import EarlyStopping, FitState, History
+    stopper, history = EarlyStopping(patience=3), History()
+    state = FitState(model=nn.Linear(1, 1), optimizer=None, history=history, epochs=len(E.EARLY_STOP_VAL_LOSSES))
+    stopper.on_fit_begin(state)
+    for epoch, loss in enumerate(E.EARLY_STOP_VAL_LOSSES, start=1):
+        state.epoch = epoch
+        history.rows.append({"epoch": epoch, "val_loss": loss})
+        stopper.on_epoch_end(state)
+        if state.stop:
+            break
+    assert (state.epoch, stopper.best_epoch) == (8, 5)
+
+
+def test_lesson06_is_exported():
+    assert "lesson06" in E.__all__ and "check_weight_decay" in E.__all__
+    assert [k for k in lesson06.exercises] == ["q1", "q2", "q3"]
+    for exercise in lesson06.exercises.values():
+        assert exercise.hints and exercise.solution_code.strip()
