@@ -1,14 +1,17 @@
-"""Device and seeding helpers. Used from lesson 00 on."""
+"""Device, seeding and mode helpers. Used from lesson 00 on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from typing import Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
-__all__ = ["get_device", "seed_everything", "describe_device"]
+__all__ = ["get_device", "seed_everything", "describe_device", "eval_mode", "module_device"]
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -56,3 +59,29 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every module of `model` in eval mode, and give each its own mode back afterwards.
+
+    Restoring module by module (not `model.train()`) keeps a frozen stage's BatchNorm in
+    eval mode when it was so before. Used by `evaluate`, `predict` and feature extraction.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def module_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer; the CPU for a module with neither.
+
+    The default device of `evaluate`, `predict` and `extract_features` (lessons 03 and 08).
+    """
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from .metrics import eval_mode, module_device
+from .device import eval_mode, module_device
 from .models import stages
 from .progress import progress
 

@@ -14,22 +14,22 @@ accuracy helpers are used by every lesson that trains.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, Union
+from typing import Iterable, Sequence, Union
 
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
+from .device import eval_mode, module_device
 from .progress import progress
 
 __all__ = [
     "accuracy", "top_k_accuracy", "confusion_matrix", "per_class_metrics", "classification_report",
-    "binary_metrics", "Evaluation", "evaluate", "predict", "eval_mode", "module_device",
+    "binary_metrics", "Evaluation", "evaluate", "predict",
 ]
 
 ImageInput = Union[torch.Tensor, Image.Image, str, Path]
@@ -203,32 +203,6 @@ def binary_metrics(scores: torch.Tensor, targets: torch.Tensor, threshold: float
 
 
 # ---------------------------------------------------------------- evaluating a model
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every module of `model` in eval mode, and give each its own mode back afterwards.
-
-    Restoring module by module (not `model.train()`) keeps a frozen stage's BatchNorm in
-    eval mode when it was so before. Used by `evaluate`, `predict` and feature extraction.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
-
-def module_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer; the CPU for a module with neither.
-
-    The default device of `evaluate`, `predict` and `extract_features` (lessons 03 and 08).
-    """
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
 
 @dataclass
 class Evaluation:

@@ -22,7 +22,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
-from .metrics import eval_mode, module_device
+from .device import eval_mode, module_device
 from .models import stages as model_stages
 
 __all__ = [
