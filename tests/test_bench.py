@@ -15,6 +15,7 @@ TINY = dict(n_train=32, n_test=32, size=32, batch=16, repeats=1, epochs=1)
 def test_bench_reports_every_key(tmp_path):
     result = bench.run("quick", transfer=False, log=lambda _: None, sizes=TINY)
     for key in ("fit_vs_bare_loop", "cached_probe_speedup", "cached_probe_acc_delta", "prefix_cache_speedup",
+                "prefix_cache_flop_ceiling", "prefix_cache_speedup_layer3", "prefix_cache_flop_ceiling_layer3",
                 "achieved_gflops_ratio"):
         assert result[key] > 0 or key.endswith("delta"), key
     # same frozen features, same head init, same order: the two probes agree closely
@@ -33,3 +34,21 @@ def test_alternate_takes_medians():
     times = iter([9, 9, 1, 10, 2, 20, 3, 30])
     a, b = bench._alternate(lambda: next(times), lambda: next(times), repeats=3)
     assert (a, b) == (2, 20)
+
+
+def test_prefix_flop_ceiling_is_prefix_forward_plus_rest_training_over_rest_training():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ftlib import freeze, load_model, split_model
+    model = load_model("resnet18", weights=None, num_classes=10, verbose=False)
+    freeze(model, upto="layer2")
+    x, y = torch.randn(4, 3, 32, 32), torch.arange(4)
+    prefix, rest = split_model(model, "layer2")
+    with FlopCounterMode(display=False) as fwd, torch.no_grad():
+        boundary = prefix(x)
+    with FlopCounterMode(display=False) as train_rest:
+        nn.functional.cross_entropy(rest(boundary), y).backward()
+    expected = 1 + fwd.get_total_flops() / train_rest.get_total_flops()
+    assert bench.prefix_flop_ceiling(model, "layer2", size=32, batch=4) == pytest.approx(expected, rel=1e-6)
+    # stem..layer2 hold about 40 % of a ResNet-18's forward FLOPs: caching them cannot reach 2x
+    assert 1.3 < expected < 1.5
