@@ -21,6 +21,9 @@ def test_bench_reports_every_key(tmp_path):
     # same frozen features, same head init, same order: the two probes agree closely
     assert result["cached_probe_acc_delta"] <= 1 / 30 + 1e-9
     assert result["probe_chance"] == 0.1 and 0 <= result["probe_acc"] <= 1
+    if result["machine"]["native_bf16"]:  # the fast path is timed at the workload's batch and at 32
+        assert set(result["cpu_fast_path_speedup_by_batch"]) == {16, 32}
+        assert result["cpu_fast_path_speedup"] == result["cpu_fast_path_speedup_by_batch"][16]
     json.dumps(result)  # JSON-ready
 
 
