@@ -116,9 +116,14 @@ def download(url: str, dest: str | Path, *, sha256: str | None = None, md5: str 
         dest.unlink()  # stale or corrupt: fetch it again
     if is_offline():
         raise OfflineError(offline_message(url, "FTLIB_OFFLINE=1 is set, so nothing is downloaded."))
+    created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # deepest first
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    _transfer_with_retries(url, part, retries=retries, timeout=timeout, show=progress, backoff=backoff)
+    try:
+        _transfer_with_retries(url, part, retries=retries, timeout=timeout, show=progress, backoff=backoff)
+    except BaseException:
+        _remove_empty(created)  # a failed first try leaves no empty folders; a partial file stays for resume
+        raise
     problem = verify_file(part, sha256=sha256, md5=md5)
     if problem:
         part.unlink()
@@ -127,6 +132,15 @@ def download(url: str, dest: str | Path, *, sha256: str | None = None, md5: str 
                             f"changed: report it to the course maintainers.")
     os.replace(part, dest)
     return dest
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """rmdir each folder of `folders` (deepest first) that is empty; keep the others."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _transfer_with_retries(url: str, part: Path, *, retries: int, timeout: float,

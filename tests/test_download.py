@@ -197,6 +197,16 @@ def test_no_network_names_the_offline_world(monkeypatch, tmp_path):
     assert "data_scripts.fetch" in str(info.value)
 
 
+def test_a_failed_first_download_leaves_no_empty_folders(monkeypatch, tmp_path):
+    def no_dns(*args, **kwargs):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_dns)
+    with pytest.raises(dl.OfflineError):
+        dl.download("http://example.invalid/x.zip", tmp_path / "eurosat" / "sub" / "x.zip", backoff=0)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- safe_extract ------------------------------------------------------------------------------
 
 
