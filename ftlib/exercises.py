@@ -17,7 +17,8 @@ The file reads top to bottom in four parts:
    optimizer, a transform pipeline, a metric function). Each returns a one-line summary
    when the answer is right and raises `Incorrect` saying what is wrong when it is not.
    They never print, so they are tested without a display.
-4. The question sets of lessons 03, 04, 05, 07 and 08.
+4. The question sets of lessons 03, 04, 05, 07 and 08; then lessons 01, 02 and 06, each
+   with the checkers only it uses.
 
 Nothing here reads notebook globals or keeps state between calls.
 """
@@ -120,7 +121,13 @@ class Exercise:
 
 
 class ExerciseSet:
-    """The exercises of one lesson, reachable as attributes: `ex.q1`, `ex.q2`, ..."""
+    """The exercises of one lesson, reachable as attributes: `ex.q1`, `ex.q2`, ...
+
+    `ex.Incorrect` is the error a wrong answer raises, so a notebook can catch it
+    without a second import.
+    """
+
+    Incorrect = Incorrect
 
     def __init__(self, lesson: str, **exercises: Exercise) -> None:
         self.lesson = lesson
@@ -156,6 +163,8 @@ _HEAD_ATTRIBUTE = {"resnet": "model.fc", "mobilenet": "model.classifier[-1]",
 
 
 def _expect_module(model: Any, usage: str = "check(model)") -> nn.Module:
+    if model is None or model is Ellipsis:
+        raise Incorrect(f"no answer yet: build your model, then pass it itself, as in {usage}.")
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected your model (a torch.nn.Module), got {type(model).__name__}: "
                         f"pass the model itself, as in {usage}.")

@@ -199,6 +199,18 @@ def test_head_not_a_model():
         E.check_head([1, 2], num_classes=2)
 
 
+@pytest.mark.parametrize("placeholder", [None, ...])
+def test_a_placeholder_model_is_an_unanswered_exercise_not_a_crash(placeholder):
+    with pytest.raises(Incorrect, match="no answer yet"):
+        E.check_head(placeholder, num_classes=2)
+    with pytest.raises(Incorrect, match="no answer yet"):
+        E.check_frozen_batchnorm(placeholder)
+
+
+def test_exercise_sets_carry_the_error_class():
+    assert E.lesson04.Incorrect is Incorrect and E.lesson01.Incorrect is Incorrect
+
+
 def test_trainable_right(model):
     freeze_all_but(model, ("layer4", "head"))
     expected = sum(p.numel() for p in model.layer4.parameters()) + sum(p.numel() for p in model.fc.parameters())
