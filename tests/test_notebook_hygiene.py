@@ -85,3 +85,27 @@ def test_repository_url_is_written_once():
 def test_written_paths_finds_writes():
     code = 'torch.save(m, "runs/a.pt")\nfig.savefig("plot.png")\nopen("x.txt", "w")\nprint("not/a/write")'
     assert written_paths(code) == {"runs/a.pt", "plot.png", "x.txt"}
+
+
+def budget_settings(code: str) -> dict[str, set[str]]:
+    """The setting names of each budget in a `{"quick": dict(...), "full": dict(...)}` literal."""
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Dict) and {getattr(k, "value", None) for k in node.keys} == {"quick", "full"}:
+            return {k.value: {kw.arg for kw in v.keywords} for k, v in zip(node.keys, node.values)
+                    if isinstance(v, ast.Call)}
+    return {}
+
+
+@pytest.mark.parametrize("path", [p for p in PATHS if not p.name.startswith("00_")], ids=lambda p: p.name)
+def test_quick_and_full_budgets_set_the_same_things(path):
+    # CI only executes the quick budget: a setting that exists in one budget alone would
+    # break the full run (on a GPU, with real data) with a KeyError nobody has seen.
+    settings = budget_settings(code_of(path))
+    assert set(settings) == {"quick", "full"}, f"{path.name}: no budget dict chosen by ftlib.budget()"
+    assert settings["quick"] == settings["full"], (
+        f"{path.name}: only in one budget: {sorted(settings['quick'] ^ settings['full'])}")
+
+
+def test_budget_settings_finds_a_missing_key():
+    code = 'B = {"quick": dict(a=1, b=2), "full": dict(a=3)}[ftlib.budget()]'
+    assert budget_settings(code) == {"quick": {"a", "b"}, "full": {"a"}}
