@@ -38,7 +38,7 @@ LESSONS = [
     Lesson("01", "pretrained models", "conv1 filters, feature maps, ImageNet predictions, model zoo", quick_s=33),
     Lesson("02", "scratch vs pretrained", "accuracy against the number of labels", quick_s=75),
     Lesson("03", "feature extraction vs fine-tuning", "frozen backbone + new head, cached features", quick_s=36),
-    Lesson("04", "freezing layers", "which layers to freeze, BatchNorm pitfall"),
+    Lesson("04", "freezing layers", "which layers to freeze, BatchNorm pitfall", quick_s=89),
     Lesson("05", "learning rates", "LR range test, schedules, discriminative LR", quick_s=27),
     Lesson("06", "overfitting", "augmentation, dropout, weight decay, early stopping", quick_s=35),
     Lesson("07", "gradual unfreezing", "ULMFiT-style unfreezing, catastrophic forgetting", quick_s=41),

@@ -268,12 +268,14 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | No
              class_names: Sequence[str] | None = None) -> Evaluation:
     """Run `model` on every batch of `loader` (eval mode, no gradients) and keep the logits.
 
-    `loader` yields `(images, labels)` batches. `device`: where to run; None means the
-    model's own device. Each module's train/eval mode is restored afterwards.
+    `loader` yields `(images, labels)` batches. `device`: where to run (the model is moved
+    there and stays, as `fit` does); None means the model's own device. Each module's
+    train/eval mode is restored afterwards.
     Returns an `Evaluation` with logits (N, C) float32 and targets (N,) int64 on the CPU.
     Used in lesson 08 and the projects.
     """
     device = torch.device(device) if device is not None else module_device(model)
+    model.to(device)
     logits, targets = [], []
     with eval_mode(model), torch.no_grad():
         for images, labels in progress(loader, desc="evaluate"):

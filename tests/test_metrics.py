@@ -192,6 +192,15 @@ def test_evaluate_counts_over_samples_with_a_short_last_batch():
     assert (model.training, model.bn.training) == (True, False)  # each module's mode restored
 
 
+def test_evaluate_moves_the_model_to_the_device_it_is_given(monkeypatch):
+    model, moved_to = Echo(2), []
+    real_to = nn.Module.to
+    monkeypatch.setattr(Echo, "to", lambda self, *a, **k: moved_to.append(a) or real_to(self, *a, **k), raising=False)
+    loader = DataLoader(TensorDataset(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long)), batch_size=2)
+    evaluate(model, loader, device="cpu")
+    assert moved_to == [(torch.device("cpu"),)]
+
+
 def test_evaluation_binary_uses_class_one_as_positive():
     # logits give P(class 1) = sigmoid(l1 - l0): 0.73, 0.27, 0.88, 0.5 (tie at the threshold counts positive)
     logits = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
