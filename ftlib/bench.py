@@ -207,17 +207,11 @@ def bench_cached_probe(cfg: dict) -> dict:
 def prefix_flop_ceiling(model: nn.Module, upto: str, size: int, batch: int = 8) -> float:
     """The best speed-up prefix caching can give, by operation count: FLOPs of a training step
     with the stages up to `upto` frozen / FLOPs of a training step of the stages after it."""
-    x, y = torch.randn(batch, 3, size, size), torch.arange(batch) % 10
-    model.train()
-    with FlopCounterMode(display=False) as plain:
-        F.cross_entropy(model(x), y).backward()
+    x = torch.randn(batch, 3, size, size)
     prefix, rest = split_model(model, upto)
     with torch.no_grad():
         boundary = prefix(x)
-    with FlopCounterMode(display=False) as cached:
-        F.cross_entropy(rest(boundary), y).backward()
-    model.zero_grad(set_to_none=True)
-    return plain.get_total_flops() / cached.get_total_flops()
+    return _training_flops(model, x) / _training_flops(rest, boundary)
 
 
 def bench_prefix_cache(cfg: dict, upto: str = "layer2") -> dict:
@@ -234,14 +228,10 @@ def bench_prefix_cache(cfg: dict, upto: str = "layer2") -> dict:
     t_cache = time.perf_counter() - start
     _, rest = split_model(twin, upto)
 
-    def one_epoch(net: nn.Module, loader: DataLoader) -> Callable[[], float]:
-        opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
-        return lambda: _timed(lambda: fit(net, loader, None, 1, opt, **QUIET))
-
-    t_plain, t_rest = _alternate(one_epoch(model, _loader(x, y, cfg["batch"], seed=0)),
-                                 one_epoch(rest, DataLoader(cached, batch_size=cfg["batch"], shuffle=True,
-                                                            generator=torch.Generator().manual_seed(0))),
-                                 cfg["repeats"])
+    plain_loader = _loader(x, y, cfg["batch"], seed=0)
+    cached_loader = DataLoader(cached, batch_size=cfg["batch"], shuffle=True, generator=torch.Generator().manual_seed(0))
+    t_plain, t_rest = _alternate(lambda: _train_head(model, plain_loader, 1),
+                                 lambda: _train_head(rest, cached_loader, 1), cfg["repeats"])
     suffix = "" if upto == "layer2" else f"_{upto}"
     return {f"prefix_cache_speedup{suffix}": t_plain / t_rest, f"prefix_cache_flop_ceiling{suffix}": ceiling,
             f"prefix_plain_epoch_s{suffix}": t_plain, f"prefix_cached_epoch_s{suffix}": t_rest,
@@ -258,14 +248,19 @@ def matmul_gflops(n: int = 1024, dtype: torch.dtype = torch.float32, repeats: in
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def training_flops_per_image(model: nn.Module, size: int, batch: int = 8) -> float:
-    """Floating-point operations of one training step (forward + backward) per image, counted by torch."""
-    x, y = torch.randn(batch, 3, size, size), torch.arange(batch) % 10
+def _training_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """Floating-point operations of one training step (forward + backward) on the batch `x`, counted by torch."""
+    y = torch.arange(len(x)) % 10
     model.train()
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(x), y).backward()
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / batch
+    return counter.get_total_flops()
+
+
+def training_flops_per_image(model: nn.Module, size: int, batch: int = 8) -> float:
+    """Floating-point operations of one training step (forward + backward) per image, counted by torch."""
+    return _training_flops(model, torch.randn(batch, 3, size, size)) / batch
 
 
 def bench_gflops(cfg: dict, fit_img_s: float) -> dict:

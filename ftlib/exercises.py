@@ -162,9 +162,14 @@ _HEAD_ATTRIBUTE = {"resnet": "model.fc", "mobilenet": "model.classifier[-1]",
                    "vgg": "model.classifier[-1]", "sequential": "the last layer"}
 
 
+def _answered(answer: Any, example: str) -> None:
+    """Raise `Incorrect` for the notebook's placeholders (None or ...)."""
+    if answer is None or answer is Ellipsis:
+        raise Incorrect(f"no answer yet: replace the placeholder with yours, e.g. {example}.")
+
+
 def _expect_module(model: Any, usage: str = "check(model)") -> nn.Module:
-    if model is None or model is Ellipsis:
-        raise Incorrect(f"no answer yet: build your model, then pass it itself, as in {usage}.")
+    _answered(model, usage)
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected your model (a torch.nn.Module), got {type(model).__name__}: "
                         f"pass the model itself, as in {usage}.")
@@ -1086,12 +1091,6 @@ def confusion(preds, targets, num_classes):
 _L01_ZOO = ("resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large",
             "efficientnet_b0", "convnext_tiny", "vgg16", "inception_v3")
 """The models of lesson 01's zoo table: `ftlib.models.ARCHS` and inception_v3."""
-
-
-def _answered(answer: Any, example: str) -> None:
-    """Raise `Incorrect` for the notebook's placeholders (None or ...)."""
-    if answer is None or answer is Ellipsis:
-        raise Incorrect(f"no answer yet: replace the placeholder with yours, e.g. {example}.")
 
 
 def resnet18_stage_shapes(size: int = 64) -> dict[str, tuple[int, int, int]]:
