@@ -14,7 +14,11 @@ sides alternate (A, B, A, B, ...) and the median of each side is used.
 | `..._layer3`               | the same two, with stem..layer3 frozen (4 of 6 stages)          |
 | `cpu_fast_path_speedup`    | throughput of `fit(fast=True)` / a plain fp32 loop              |
 | `achieved_gflops_ratio`    | training GFLOP/s of `fit` (fp32) / fp32 matmul GFLOP/s          |
-| `transfer`                 | per stand-in: scratch, linear-probe and fine-tune accuracy, chance |
+| `transfer`                 | per stand-in: scratch, linear-probe and fine-tune accuracy, chance, |
+|                            | and the probe on each stage's pooled output (`probe_acc_by_layer`) |
+
+`meets_targets` also holds `transfer_gain_<stand-in>`: fine-tuning beats scratch by at
+least `TRANSFER_GAIN_TARGET` (10 points).
 
 Lessons 03 and 04 quote these numbers; the closing notes of issue 3 record them.
 """
@@ -54,6 +58,7 @@ SIZES = {
 }
 TARGETS = {"fit_vs_bare_loop": 0.95, "cached_probe_speedup": 10.0, "cached_probe_acc_delta": 0.01,
            "prefix_cache_speedup": 2.0, "cpu_fast_path_speedup": 1.7}
+TRANSFER_GAIN_TARGET = 0.10  # issue 4: fine-tuning the offline backbone beats scratch by >= 10 points
 QUIET = dict(progress=False, device="cpu")
 PROBE_LR = 1e-2  # Adam: the pooled features are large and unnormalised; SGD at 0.05 diverges on them
 
@@ -298,9 +303,22 @@ def run(mode: str = "quick", transfer: bool = True, log: Callable[[str], None] =
         start = time.perf_counter()
         result["transfer"] = transfer_benchmark(quick=mode == "quick")
         log(f"  transfer: {time.perf_counter() - start:.0f} s")
-    result["meets_targets"] = {k: (result[k] <= t if k.endswith("delta") else result[k] >= t)
-                               for k, t in TARGETS.items() if result.get(k) is not None}
+    result["meets_targets"] = _meets_targets(result)
     return result
+
+
+def _meets_targets(result: dict) -> dict[str, bool]:
+    """{key: target met} for each key of TARGETS present, and `transfer_gain_<domain>` per stand-in."""
+    met = {k: (result[k] <= t if k.endswith("delta") else result[k] >= t)
+           for k, t in TARGETS.items() if result.get(k) is not None}
+    for domain, row in result.get("transfer", {}).items():
+        met[f"transfer_gain_{domain}"] = _gain(row) >= TRANSFER_GAIN_TARGET
+    return met
+
+
+def _gain(row: dict) -> float:
+    """Fine-tuning minus training from scratch, in accuracy (0.1 = 10 points)."""
+    return row["finetune_acc"] - row["scratch_acc"]
 
 
 def _report(result: dict) -> str:
@@ -315,9 +333,12 @@ def _report(result: dict) -> str:
         shown = "n/a" if value is None else f"{value:.3f}"
         lines.append(f"{key:<34} {shown:>8}  {want} {mark}")
     for domain, row in result.get("transfer", {}).items():
-        if isinstance(row, dict):
-            lines.append(f"transfer {domain:<25} " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()
-                                                               if isinstance(v, float)))
+        mark = "ok" if result["meets_targets"].get(f"transfer_gain_{domain}") else "MISSED"
+        lines.append(f"transfer {domain:<25} " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()
+                                                           if isinstance(v, float))
+                     + f", gain {_gain(row):+.3f}  >= {TRANSFER_GAIN_TARGET:g} {mark}")
+        by_layer = row.get("probe_acc_by_layer", {})
+        lines.append(f"  probe by stage {'':<17} " + ", ".join(f"{k} {v:.3f}" for k, v in by_layer.items()))
     return "\n".join(lines)
 
 

@@ -28,10 +28,13 @@ from torch import nn
 from torchvision.models import resnet18
 
 from .data import CLASS_NAMES
+from .features import global_pool, split_model
 from .models import load_model
 from .progress import progress
 from .standins import make_standin
 from .train import cpu_has_native_bf16
+
+PROBE_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 
 __all__ = ["to_inputs", "train_classifier", "accuracy", "extract_features", "probe_accuracy",
            "domain_transfer", "transfer_benchmark"]
@@ -108,18 +111,19 @@ def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, ba
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 200,
+def extract_features(model: nn.Module, inputs: torch.Tensor, *, upto: str = "layer4", batch_size: int = 200,
                      bf16: bool = False, device: str = "cpu") -> torch.Tensor:
-    """Penultimate features of a torchvision ResNet (global-average-pooled layer4): (N, 512) float32."""
+    """Globally average-pooled output of the stage `upto`: (N, C) float32; eval mode, the model is unchanged.
+
+    Stages as in `ftlib.models.stages` (resnet: stem, layer1..layer4). The default, layer4,
+    gives the penultimate features (N, 512) that the model's own head sees.
+    """
     model.to(device).eval()
-    head, model.fc = model.fc, nn.Identity()
-    try:
-        out = []
-        for i in range(0, len(inputs), batch_size):
-            with _autocast(torch.device(device), bf16):
-                out.append(model(inputs[i:i + batch_size].to(device)).float().cpu())
-    finally:
-        model.fc = head
+    prefix = split_model(model, upto)[0]
+    out = []
+    for i in range(0, len(inputs), batch_size):
+        with _autocast(torch.device(device), bf16):
+            out.append(global_pool(prefix(inputs[i:i + batch_size].to(device))).float().cpu())
     return torch.cat(out)
 
 
@@ -141,8 +145,10 @@ def domain_transfer(domain: str, pretrained: Callable[[int], nn.Module], mean: l
     pretrained(num_classes) returns the backbone with a fresh head. Scratch and fine-tune
     share the budget (about `steps` optimizer steps of 32 images, rounded up to whole epochs),
     batch size, learning rate, schedule and augmentation.
-    Returns {"scratch_acc", "probe_acc", "finetune_acc", "chance", "train_images",
-    "test_images", "epochs", "seconds"}.
+    `probe_acc` probes the penultimate (layer4) features; `probe_acc_by_layer` probes each
+    stage's pooled output as well, to show where the transferable features are.
+    Returns {"scratch_acc", "probe_acc", "finetune_acc", "chance", "probe_acc_by_layer",
+    "train_images", "test_images", "epochs", "seconds"}.
     """
     t0 = time.time()
     k = len(CLASS_NAMES[domain])
@@ -153,10 +159,13 @@ def domain_transfer(domain: str, pretrained: Callable[[int], nn.Module], mean: l
     torch.manual_seed(seed)
     scratch = train_classifier(resnet18(num_classes=k), xtr, ytr, epochs=epochs, lr=scratch_lr, seed=seed, bf16=bf16)
     backbone = pretrained(k)
-    probe = probe_accuracy(extract_features(backbone, xtr, bf16=bf16), ytr, extract_features(backbone, xte, bf16=bf16), yte)
+    probes = {layer: round(probe_accuracy(extract_features(backbone, xtr, upto=layer, bf16=bf16), ytr,
+                                          extract_features(backbone, xte, upto=layer, bf16=bf16), yte), 4)
+              for layer in PROBE_LAYERS}
     tuned = train_classifier(backbone, xtr, ytr, epochs=epochs, lr=finetune_lr, seed=seed, bf16=bf16)
-    return {"scratch_acc": round(accuracy(scratch, xte, yte, bf16=bf16), 4), "probe_acc": round(probe, 4),
+    return {"scratch_acc": round(accuracy(scratch, xte, yte, bf16=bf16), 4), "probe_acc": probes["layer4"],
             "finetune_acc": round(accuracy(tuned, xte, yte, bf16=bf16), 4), "chance": round(1 / k, 4),
+            "probe_acc_by_layer": probes,
             "train_images": len(ytr), "test_images": len(yte), "epochs": epochs, "seconds": round(time.time() - t0, 1)}
 
 

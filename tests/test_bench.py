@@ -27,6 +27,18 @@ def test_bench_reports_every_key(tmp_path):
     json.dumps(result)  # JSON-ready
 
 
+def test_report_marks_each_stand_ins_transfer_gain():
+    row = {"scratch_acc": 0.80, "probe_acc": 0.70, "finetune_acc": 0.95, "chance": 0.5,
+           "probe_acc_by_layer": {"layer1": 0.6, "layer4": 0.7}}
+    result = {"fit_vs_bare_loop": 0.9, "transfer": {"medical": dict(row, finetune_acc=0.83), "retail": row}}
+    result["meets_targets"] = bench._meets_targets(result)
+    assert result["meets_targets"] == {"fit_vs_bare_loop": False, "transfer_gain_medical": False,
+                                       "transfer_gain_retail": True}
+    text = bench._report(result)
+    assert "gain +0.030  >= 0.1 MISSED" in text and "gain +0.150  >= 0.1 ok" in text
+    assert "layer1 0.600, layer4 0.700" in text
+
+
 def test_training_flops_match_a_hand_count():
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 10, bias=False))
     # forward: 2*48*10 per image; backward: weight grad only (the input needs none): 2*48*10

@@ -65,6 +65,9 @@ def test_extract_features_is_pooled_layer4_and_keeps_the_head():
         expected = m.layer4(m.layer3(m.layer2(m.layer1(h)))).mean((2, 3))
     assert feats.shape == (2, 512) and torch.allclose(feats, expected, atol=1e-5)
     assert model.fc is head
+    with torch.no_grad():
+        expected2 = m.layer2(m.layer1(h)).mean((2, 3))
+    assert torch.allclose(extract_features(model, x, upto="layer2"), expected2, atol=1e-5)
 
 
 def test_probe_separable_vs_random_labels():
@@ -110,6 +113,8 @@ def test_domain_transfer_tiny_run_reports_all_numbers():
     assert result["chance"] == 0.5 and result["train_images"] == 6 and result["test_images"] == 4
     for key in ("scratch_acc", "probe_acc", "finetune_acc"):
         assert 0.0 <= result[key] <= 1.0
+    assert list(result["probe_acc_by_layer"]) == ["layer1", "layer2", "layer3", "layer4"]
+    assert result["probe_acc_by_layer"]["layer4"] == result["probe_acc"]
 
 
 def test_benchmark_refuses_large_label_counts():
