@@ -9,7 +9,10 @@ slightly perturbed maps, then placed with a random rotation, scale, shift and fl
 (one colour per map, so the fractal's parts differ), and composited over a "dead leaves"
 background of random occluding discs (Baradad et al. 2021) or a plain one, so that the
 network also sees edges, occlusion and colour statistics. Grayscale, contrast, blur and
-noise augmentations are drawn per image. Three batches in four are drawn at half the size
+noise augmentations are drawn per image. `Mix` (options `--texture`, `--faint`, `--gray`,
+`--blur`, `--gauss-blur`) shifts the mix: a share of images showing the class as a texture of
+small strewn copies, a share with faint fractals, more grayscale, softer blur; the card
+records it, and a resumed run must keep it. Three batches in four are drawn at half the size
 (`--size // 2`): about 2.3 times cheaper, and the filters learn two scales. Batch `step`
 is generated from `(seed, step)` alone, so a resumed run makes the same images as an
 uninterrupted one.
@@ -29,6 +32,7 @@ import hashlib
 import json
 import math
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -38,7 +42,7 @@ from torchvision.models import resnet18
 
 from ftlib.progress import progress
 
-__all__ = ["make_ifs_classes", "render_fractals", "dead_leaves", "pretrain_batch", "main"]
+__all__ = ["Mix", "make_ifs_classes", "render_fractals", "dead_leaves", "pretrain_batch", "main"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "ftlib" / "weights"
 MAX_MAPS = 4
@@ -115,11 +119,31 @@ def _normalise(points: torch.Tensor) -> torch.Tensor:
     return (points - centre) / half
 
 
-def render_fractals(classes: dict, labels: torch.Tensor, g: torch.Generator, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def _scatter(xy: torch.Tensor, g: torch.Generator, copies: int = 16) -> torch.Tensor:
+    """Turn each cloud (B, P, 2) in [-1, 1] into `copies` small copies strewn over the image: a fractal texture.
+
+    Point i goes to copy i % copies; each copy gets its own centre, rotation and a scale of 0.12-0.35
+    (one scale per image, jittered 20 % per copy).
+    """
+    b, p, _ = xy.shape
+    which = torch.arange(p) % copies
+    centre = torch.rand(b, copies, 2, generator=g) * 2.2 - 1.1
+    angle = torch.rand(b, copies, generator=g) * 2 * math.pi
+    scale = (0.12 + 0.23 * torch.rand(b, 1, generator=g)) * (0.8 + 0.4 * torch.rand(b, copies, generator=g))
+    c, s = torch.cos(angle)[:, which], torch.sin(angle)[:, which]
+    x, y = xy[..., 0], xy[..., 1]
+    out = torch.stack([c * x - s * y, s * x + c * y], -1) * scale[:, which, None]
+    return out + centre[:, which]
+
+
+def render_fractals(classes: dict, labels: torch.Tensor, g: torch.Generator, size: int = 64,
+                    texture: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Fractal layer for each label: colour (B, 3, size, size) and alpha (B, 1, size, size) in [0, 1].
 
     Instance variation: maps jittered by N(0, 0.02), rotation up to 45 degrees, scale 0.55-1.0, shift, flip,
-    one random colour per map and a random density-to-opacity gain.
+    one random colour per map and a random density-to-opacity gain. A share `texture` of the images
+    shows the class as a texture of small strewn copies (`_scatter`) instead of one large shape, so
+    that the class is also told by local texture, not only by the silhouette.
     """
     b = len(labels)
     mats = classes["mats"][labels] + 0.02 * torch.randn(b, MAX_MAPS, 2, 2, generator=g)
@@ -132,6 +156,9 @@ def render_fractals(classes: dict, labels: torch.Tensor, g: torch.Generator, siz
     rot = torch.stack([torch.cos(angle) * flip, -torch.sin(angle), torch.sin(angle) * flip, torch.cos(angle)], -1)
     xy = (xy @ (rot.view(b, 2, 2) * scale[:, None, None]).transpose(1, 2))
     xy = xy + (torch.rand(b, 1, 2, generator=g) * 2 - 1) * (1 - scale[:, None, None]) * 0.8
+    if texture > 0:
+        strewn = torch.rand(b, 1, 1, generator=g) < texture
+        xy = torch.where(strewn, _scatter(xy, g), xy)
     counts = torch.stack([_splat(torch.where((which == m)[..., None], xy, torch.full_like(xy, 9.0)), size)
                           for m in range(MAX_MAPS)], 1)                   # (B, 4, H, W)
     palette = torch.rand(b, MAX_MAPS, 3, generator=g)
@@ -155,39 +182,80 @@ def dead_leaves(b: int, g: torch.Generator, size: int = 64, leaves: int = 40) ->
     return img
 
 
-def _augment(img: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Per image: gray (20 %), contrast/brightness, blur (30 %), Gaussian noise; stays in [0, 1]."""
+def _gauss_blur(img: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each image of (B, C, H, W) with its own Gaussian std `sigma` (B,) in pixels (<= 2); 7x7, separable."""
+    t = torch.arange(-3, 4, dtype=img.dtype)
+    k = torch.exp(-t ** 2 / (2 * sigma[:, None].clamp(min=1e-3) ** 2))
+    k = k / k.sum(1, keepdim=True)                                            # (B, 7)
+    b, c, h, w = img.shape
+    x = F.pad(img, (3, 3, 3, 3), mode="replicate").reshape(1, b * c, h + 6, w + 6)
+    kk = k.repeat_interleave(c, 0)
+    x = F.conv2d(x, kk.view(b * c, 1, 1, 7), groups=b * c)
+    return F.conv2d(x, kk.view(b * c, 1, 7, 1), groups=b * c).view(b, c, h, w)
+
+
+def _augment(img: torch.Tensor, g: torch.Generator, gray_share: float = 0.2, blur_share: float = 0.3,
+             gauss: bool = False) -> torch.Tensor:
+    """Per image: gray (`gray_share`), contrast/brightness, blur (`blur_share`), Gaussian noise; stays in [0, 1].
+
+    The blur is a 3x3 box, or with `gauss` a Gaussian of std 0.5-2 px (soft edges, as in radiographs).
+    """
     b = img.shape[0]
     gray = img.mean(1, keepdim=True).expand_as(img)
-    img = torch.where(torch.rand(b, 1, 1, 1, generator=g) < 0.2, gray, img)
+    img = torch.where(torch.rand(b, 1, 1, 1, generator=g) < gray_share, gray, img)
     contrast = 0.7 + 0.6 * torch.rand(b, 1, 1, 1, generator=g)
     img = (img - 0.5) * contrast + 0.5 + 0.2 * (torch.rand(b, 1, 1, 1, generator=g) - 0.5)
-    blurred = F.avg_pool2d(F.pad(img, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    img = torch.where(torch.rand(b, 1, 1, 1, generator=g) < 0.3, blurred, img)
+    if gauss:
+        blurred = _gauss_blur(img, 0.5 + 1.5 * torch.rand(b, generator=g))
+    else:
+        blurred = F.avg_pool2d(F.pad(img, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    img = torch.where(torch.rand(b, 1, 1, 1, generator=g) < blur_share, blurred, img)
     img = img + 0.05 * torch.rand(b, 1, 1, 1, generator=g) * torch.randn(img.shape, generator=g)
     return img.clamp(0, 1)
 
 
-def pretrain_batch(classes: dict, seed: int, step: int, batch_size: int, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True)
+class Mix:
+    """What the pretraining images look like. The defaults are the first (3500-step) build's recipe.
+
+    texture: share of images that show the class as strewn small copies (`_scatter`);
+    faint: share of images whose fractal is drawn at 15-50 % opacity, a faint mark on clutter;
+    gray, blur: shares of images made grayscale and blurred; gauss: Gaussian blur of 0.5-2 px
+    instead of a 3x3 box.
+    """
+    texture: float = 0.0
+    faint: float = 0.0
+    gray: float = 0.2
+    blur: float = 0.3
+    gauss: bool = False
+
+
+def pretrain_batch(classes: dict, seed: int, step: int, batch_size: int, size: int = 64,
+                   mix: Mix = Mix()) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch `step` of the pretraining stream: images (B, 3, size, size) float32 in [0, 1], labels (B,) int64.
 
-    Deterministic in (seed, step): a fractal of a random class over a dead-leaves background
-    (a dimmed one 30 % of the time, a plain dark or random colour otherwise), then augmented.
+    Deterministic in (seed, step, mix): a fractal of a random class (one shape, or a texture of
+    small copies) over a dead-leaves background (a dimmed one 30 % of the time, a plain dark or
+    random colour otherwise), then augmented.
     """
     g = torch.Generator().manual_seed(seed * 1_000_003 + step)
     labels = torch.randint(len(classes["probs"]), (batch_size,), generator=g)
-    colour, alpha = render_fractals(classes, labels, g, size)
+    colour, alpha = render_fractals(classes, labels, g, size, texture=mix.texture)
+    if mix.faint > 0:
+        dim = torch.where(torch.rand(batch_size, 1, 1, 1, generator=g) < mix.faint,
+                          0.15 + 0.35 * torch.rand(batch_size, 1, 1, 1, generator=g), torch.ones(batch_size, 1, 1, 1))
+        alpha = alpha * dim
     background = dead_leaves(batch_size, g, size)
     plain = torch.rand(batch_size, 3, 1, 1, generator=g) * torch.rand(batch_size, 1, 1, 1, generator=g)
     dim = 0.2 + 0.4 * torch.rand(batch_size, 1, 1, 1, generator=g)
     background = torch.where(torch.rand(batch_size, 1, 1, 1, generator=g) < 0.3,
                              background * dim, plain.expand_as(background))
-    return _augment(alpha * colour + (1 - alpha) * background, g), labels
+    return _augment(alpha * colour + (1 - alpha) * background, g, mix.gray, mix.blur, mix.gauss), labels
 
 
-def _channel_stats(classes: dict, seed: int, size: int, batches: int = 4) -> tuple[list[float], list[float]]:
+def _channel_stats(classes: dict, seed: int, size: int, batches: int = 4, mix: Mix = Mix()) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of `batches` 256-image batches (rounded to 3 decimals)."""
-    x = torch.cat([pretrain_batch(classes, seed + 7919, s, 256, size)[0] for s in range(batches)])
+    x = torch.cat([pretrain_batch(classes, seed + 7919, s, 256, size, mix)[0] for s in range(batches)])
     return ([round(v, 3) for v in x.mean((0, 2, 3)).tolist()], [round(v, 3) for v in x.std((0, 2, 3)).tolist()])
 
 
@@ -233,10 +301,14 @@ def _card(args: argparse.Namespace, step: int, minutes: float, mean: list, std: 
                    "per-map colours over dead-leaves or plain backgrounds; no natural images."),
         "recipe": {"steps": step, "planned_steps": args.steps, "minutes": round(minutes, 1), "seed": args.seed,
                    "lr": args.lr, "batch_size": args.batch_size, "image_count": step * args.batch_size,
-                   "multiscale": args.multiscale,
+                   "multiscale": args.multiscale, "mix": asdict(_mix(args)),
                    "optimizer": "AdamW, weight decay 0.05, linear warm-up then cosine schedule, label smoothing 0.1",
                    "final_train_acc": round(acc, 3), "script": "python -m data_scripts.pretrain_backbone"},
     }
+
+
+def _mix(args: argparse.Namespace) -> Mix:
+    return Mix(texture=args.texture, faint=args.faint, gray=args.gray, blur=args.blur, gauss=args.gauss_blur)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -247,7 +319,9 @@ def train(args: argparse.Namespace) -> None:
     work.mkdir(parents=True, exist_ok=True)
     ckpt = work / "last.pt"
     classes = make_ifs_classes(args.classes, args.seed)
-    mean, std = _channel_stats(classes, args.seed, args.size, args.stats_batches)
+    mix = _mix(args)
+    images = dict(asdict(mix), classes=args.classes, seed=args.seed)     # what a resumed run must keep
+    mean, std = _channel_stats(classes, args.seed, args.size, args.stats_batches, mix)
     model = resnet18(num_classes=args.classes).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     step, spent = 0, 0.0
@@ -255,6 +329,11 @@ def train(args: argparse.Namespace) -> None:
         state = torch.load(ckpt, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
+        made_with = state["info"].get("images", images)
+        if made_with != images:
+            raise SystemExit(f"{ckpt} was made with other image settings ({made_with}), not {images}. "
+                             "Pass the same --classes/--texture/--faint/--gray/--blur/--gauss-blur/--seed to resume, "
+                             "or --restart (or another --work-dir) to start afresh.")
         step, spent = state["step"], state["info"]["minutes"]
         print(f"resumed from {ckpt} at step {step} ({spent:.1f} min spent)")
     m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
@@ -265,7 +344,7 @@ def train(args: argparse.Namespace) -> None:
     model.train()
     while step < args.steps and spent + (time.time() - start) / 60 < args.minutes:
         size = args.size if step % 4 == 3 or not args.multiscale else args.size // 2
-        x, y = pretrain_batch(classes, args.seed, step, args.batch_size, size)
+        x, y = pretrain_batch(classes, args.seed, step, args.batch_size, size, mix)
         x = ((x - m) / s).contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, args.steps, args.lr, args.warmup)
@@ -286,12 +365,12 @@ def train(args: argparse.Namespace) -> None:
         if step % 500 == 0:
             correct = seen = 0
         if step - last_ckpt >= args.ckpt_every:
-            _save_checkpoint(ckpt, model, opt, step, {"minutes": spent + (time.time() - start) / 60})
+            _save_checkpoint(ckpt, model, opt, step, {"minutes": spent + (time.time() - start) / 60, "images": images})
             torch.save(model.state_dict(), work / f"step{step:06d}.pt")
             last_ckpt = step
     bar.close()
     minutes = spent + (time.time() - start) / 60
-    _save_checkpoint(ckpt, model, opt, step, {"minutes": minutes})
+    _save_checkpoint(ckpt, model, opt, step, {"minutes": minutes, "images": images})
     if not args.no_export:
         pt = export(model, _card(args, step, minutes, mean, std, acc), Path(args.out_dir))
         print(f"exported {pt} ({pt.stat().st_size / 2**20:.1f} MiB) after {step} steps, {minutes:.1f} min")
@@ -315,6 +394,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="CPU threads (use fewer than cores when the machine is shared)")
     p.add_argument("--no-multiscale", dest="multiscale", action="store_false",
                    help="every batch at --size (default: 3 of 4 batches at half size, 2.3x faster)")
+    p.add_argument("--texture", type=float, default=Mix.texture, help="share of images showing the class as a texture of small copies")
+    p.add_argument("--faint", type=float, default=Mix.faint, help="share of images with a faint (15-50 %% opacity) fractal")
+    p.add_argument("--gray", type=float, default=Mix.gray, help="share of grayscale images")
+    p.add_argument("--blur", type=float, default=Mix.blur, help="share of blurred images")
+    p.add_argument("--gauss-blur", action="store_true", help="Gaussian blur of 0.5-2 px instead of a 3x3 box")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     p.add_argument("--no-export", action="store_true")

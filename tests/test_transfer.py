@@ -155,16 +155,51 @@ def test_pretrain_batches_depend_only_on_seed_and_step():
     assert torch.equal(a, b) and torch.equal(ya, yb) and not torch.equal(a, c)
 
 
+def test_pretrain_texture_mode_strews_small_copies_and_stays_deterministic():
+    from data_scripts.pretrain_backbone import Mix, _scatter, make_ifs_classes, pretrain_batch
+    cloud = torch.rand(3, 320, 2) * 2 - 1
+    strewn = _scatter(cloud, torch.Generator().manual_seed(0), copies=16)
+    assert strewn.shape == cloud.shape
+    # each copy is at most 0.35 * 1.2 * sqrt(2) across from its centre: copies are small, spread out
+    for copy in range(16):
+        part = strewn[:, copy::16]
+        assert (part.amax(1) - part.amin(1)).max() <= 2 * 0.35 * 1.2 * 2 ** 0.5 + 1e-5
+    assert strewn.std(1).min() > 0.3                          # the copies cover the image, not one spot
+    classes = make_ifs_classes(4, seed=0)
+    shape, _ = pretrain_batch(classes, seed=0, step=3, batch_size=6, size=32, mix=Mix())
+    tex_a, ya = pretrain_batch(classes, seed=0, step=3, batch_size=6, size=32, mix=Mix(texture=1.0))
+    tex_b, yb = pretrain_batch(classes, seed=0, step=3, batch_size=6, size=32, mix=Mix(texture=1.0))
+    assert torch.equal(tex_a, tex_b) and torch.equal(ya, yb) and not torch.equal(shape, tex_a)
+    assert 0 <= tex_a.min() and tex_a.max() <= 1
+
+
+def test_pretrain_gaussian_blur_keeps_flat_images_and_softens_by_each_images_sigma():
+    from data_scripts.pretrain_backbone import _gauss_blur
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert torch.allclose(_gauss_blur(flat, torch.tensor([0.5, 2.0])), flat, atol=1e-6)
+    checker = ((torch.arange(16)[:, None] + torch.arange(16)[None]) % 2).float().expand(2, 3, 16, 16)
+    out = _gauss_blur(checker, torch.tensor([0.5, 2.0]))
+    assert out[0].std() > 2 * out[1].std() > 0              # the wider blur removes more of the pattern
+    assert torch.allclose(out.mean((1, 2, 3)), checker.mean((1, 2, 3)), atol=0.02)
+
+
 def test_pretrain_script_resumes_and_exports(tmp_path):
     from data_scripts.pretrain_backbone import main
     common = ["--classes", "3", "--batch-size", "4", "--size", "32", "--warmup", "1", "--threads", "1", "--stats-batches", "1",
               "--work-dir", str(tmp_path / "work"), "--out-dir", str(tmp_path / "out")]
     main(["--steps", "2", *common])
     assert torch.load(tmp_path / "work" / "last.pt", weights_only=True)["step"] == 2
+    with pytest.raises(SystemExit, match="--restart"):           # other images than the checkpoint's
+        main(["--steps", "3", "--texture", "0.5", *common])
     main(["--steps", "3", *common])                       # resumes at step 2, runs one more
     card = json.loads((tmp_path / "out" / "resnet18_offline.json").read_text())
     pt = tmp_path / "out" / "resnet18_offline.pt"
     assert card["recipe"]["steps"] == 3 and card["num_classes"] == 3
+    assert card["recipe"]["mix"] == {"texture": 0.0, "faint": 0.0, "gray": 0.2, "blur": 0.3, "gauss": False}
+    main(["--steps", "1", "--restart", "--texture", "0.5", "--faint", "0.4", "--gray", "0.6", "--gauss-blur", *common])
+    card = json.loads((tmp_path / "out" / "resnet18_offline.json").read_text())
+    assert card["recipe"]["steps"] == 1
+    assert card["recipe"]["mix"] == {"texture": 0.5, "faint": 0.4, "gray": 0.6, "blur": 0.3, "gauss": True}
     assert card["sha256"] == hashlib.sha256(pt.read_bytes()).hexdigest()
     state = torch.load(pt, weights_only=True)
     assert state["fc.weight"].dtype == torch.float16 and state["fc.weight"].shape == (3, 512)
