@@ -14,8 +14,8 @@ sides alternate (A, B, A, B, ...) and the median of each side is used.
 | `..._layer3`               | the same two, with stem..layer3 frozen (4 of 6 stages)          |
 | `cpu_fast_path_speedup`    | throughput of `fit(fast=True)` / a plain fp32 loop              |
 | `achieved_gflops_ratio`    | training GFLOP/s of `fit` (fp32) / fp32 matmul GFLOP/s          |
-| `transfer`                 | per stand-in: scratch, linear-probe and fine-tune accuracy, chance, |
-|                            | and the probe on each stage's pooled output (`probe_acc_by_layer`) |
+| `transfer`                 | per stand-in, mean of 3 seeds: scratch, linear-probe and fine-tune |
+|                            | accuracy, chance, each seed's gain, the probe of each stage's output |
 
 `meets_targets` also holds `transfer_gain_<stand-in>`: fine-tuning beats scratch by at
 least `TRANSFER_GAIN_TARGET` (10 points).
@@ -337,6 +337,8 @@ def _report(result: dict) -> str:
         lines.append(f"transfer {domain:<25} " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()
                                                            if isinstance(v, float))
                      + f", gain {_gain(row):+.3f}  >= {TRANSFER_GAIN_TARGET:g} {mark}")
+        if row.get("gain_by_seed"):
+            lines.append(f"  gain by seed {'':<19} " + ", ".join(f"{k}: {v:+.3f}" for k, v in row["gain_by_seed"].items()))
         by_layer = row.get("probe_acc_by_layer", {})
         lines.append(f"  probe by stage {'':<17} " + ", ".join(f"{k} {v:.3f}" for k, v in by_layer.items()))
     return "\n".join(lines)

@@ -37,6 +37,8 @@ def test_report_marks_each_stand_ins_transfer_gain():
     text = bench._report(result)
     assert "gain +0.030  >= 0.1 MISSED" in text and "gain +0.150  >= 0.1 ok" in text
     assert "layer1 0.600, layer4 0.700" in text
+    result["transfer"]["retail"]["gain_by_seed"] = {0: 0.12, 1: 0.18}
+    assert "0: +0.120, 1: +0.180" in bench._report(result)
 
 
 def test_training_flops_match_a_hand_count():

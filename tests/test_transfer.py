@@ -117,9 +117,24 @@ def test_domain_transfer_tiny_run_reports_all_numbers():
     assert result["probe_acc_by_layer"]["layer4"] == result["probe_acc"]
 
 
-def test_benchmark_refuses_large_label_counts():
+def test_benchmark_refuses_large_label_counts_and_no_seeds():
     with pytest.raises(ValueError, match="small data"):
         transfer_benchmark(per_class=100)
+    with pytest.raises(ValueError, match="seeds"):
+        transfer_benchmark(seeds=())
+
+
+def test_benchmark_rows_average_seeds_and_keep_each_gain():
+    from ftlib.transfer import _average
+    runs = [{"scratch_acc": 0.8, "probe_acc": 0.7, "finetune_acc": 0.9, "chance": 0.5, "train_images": 100,
+             "test_images": 600, "epochs": 50, "seconds": 10.0, "probe_acc_by_layer": {"layer1": 0.6, "layer4": 0.7}},
+            {"scratch_acc": 0.7, "probe_acc": 0.8, "finetune_acc": 0.85, "chance": 0.5, "train_images": 100,
+             "test_images": 600, "epochs": 50, "seconds": 12.0, "probe_acc_by_layer": {"layer1": 0.8, "layer4": 0.8}}]
+    row = _average(runs, (3, 4))
+    assert row["scratch_acc"] == 0.75 and row["probe_acc"] == 0.75 and row["finetune_acc"] == 0.875
+    assert row["probe_acc_by_layer"] == {"layer1": 0.7, "layer4": 0.75}
+    assert row["gain_by_seed"] == {3: 0.1, 4: 0.15}
+    assert row["chance"] == 0.5 and row["test_images"] == 600 and row["seconds"] == 22.0
 
 
 # --- the shipped weights --------------------------------------------------------------------
