@@ -139,12 +139,17 @@ def probe_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor, test_f
 
 def domain_transfer(domain: str, pretrained: Callable[[int], nn.Module], mean: list[float], std: list[float], *,
                     per_class: int = 50, test_per_class: int = 100, steps: int = 200, seed: int = 0,
-                    scratch_lr: float = 1e-3, finetune_lr: float = 1e-3, bf16: bool = False) -> dict:
+                    scratch_lr: float = 1e-3, finetune_lr: float = 1e-3, bf16: bool = False,
+                    scratch_norm: str = "own") -> dict:
     """Scratch, probe and fine-tune test accuracies on one stand-in, with `per_class` training labels.
 
     pretrained(num_classes) returns the backbone with a fresh head. Scratch and fine-tune
     share the budget (about `steps` optimizer steps of 32 images, rounded up to whole epochs),
     batch size, learning rate, schedule and augmentation.
+    scratch_norm: "own" (default) normalises scratch's inputs by the training images' own
+    per-channel mean and std, as one would for a model without pretrained weights, so the
+    baseline stays put when the pretrained weights (and their `mean`, `std`) change;
+    "weights" gives scratch the pretrained weights' `mean` and `std`, like fine-tuning.
     `probe_acc` probes the penultimate (layer4) features; `probe_acc_by_layer` probes each
     stage's pooled output as well, to show where the transferable features are.
     Returns {"scratch_acc", "probe_acc", "finetune_acc", "chance", "probe_acc_by_layer",
@@ -155,15 +160,22 @@ def domain_transfer(domain: str, pretrained: Callable[[int], nn.Module], mean: l
     data = make_standin(domain, per_class=(per_class, 0, test_per_class), seed=seed)
     xtr, ytr = to_inputs(data.train.images, mean, std), data.train.labels
     xte, yte = to_inputs(data.test.images, mean, std), data.test.labels
+    if scratch_norm not in ("own", "weights"):
+        raise ValueError(f"scratch_norm={scratch_norm!r}: use 'own' or 'weights'")
+    xs_tr, xs_te = xtr, xte
+    if scratch_norm == "own":
+        pixels = data.train.images.float() / 255
+        own_mean, own_std = pixels.mean((0, 2, 3)).tolist(), pixels.std((0, 2, 3)).clamp(min=1e-3).tolist()
+        xs_tr, xs_te = to_inputs(data.train.images, own_mean, own_std), to_inputs(data.test.images, own_mean, own_std)
     epochs = math.ceil(steps / math.ceil(len(ytr) / 32))
     torch.manual_seed(seed)
-    scratch = train_classifier(resnet18(num_classes=k), xtr, ytr, epochs=epochs, lr=scratch_lr, seed=seed, bf16=bf16)
+    scratch = train_classifier(resnet18(num_classes=k), xs_tr, ytr, epochs=epochs, lr=scratch_lr, seed=seed, bf16=bf16)
     backbone = pretrained(k)
     probes = {layer: round(probe_accuracy(extract_features(backbone, xtr, upto=layer, bf16=bf16), ytr,
                                           extract_features(backbone, xte, upto=layer, bf16=bf16), yte), 4)
               for layer in PROBE_LAYERS}
     tuned = train_classifier(backbone, xtr, ytr, epochs=epochs, lr=finetune_lr, seed=seed, bf16=bf16)
-    return {"scratch_acc": round(accuracy(scratch, xte, yte, bf16=bf16), 4), "probe_acc": probes["layer4"],
+    return {"scratch_acc": round(accuracy(scratch, xs_te, yte, bf16=bf16), 4), "probe_acc": probes["layer4"],
             "finetune_acc": round(accuracy(tuned, xte, yte, bf16=bf16), 4), "chance": round(1 / k, 4),
             "probe_acc_by_layer": probes,
             "train_images": len(ytr), "test_images": len(yte), "epochs": epochs, "seconds": round(time.time() - t0, 1)}

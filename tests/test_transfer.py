@@ -117,6 +117,29 @@ def test_domain_transfer_tiny_run_reports_all_numbers():
     assert result["probe_acc_by_layer"]["layer4"] == result["probe_acc"]
 
 
+def test_scratch_inputs_use_the_stand_ins_own_statistics_not_the_weights(monkeypatch):
+    import ftlib.transfer as transfer
+    seen, original = [], transfer.train_classifier
+
+    def recording(model, inputs, labels, **kw):
+        seen.append(inputs.clone())
+        return original(model, inputs, labels, **kw)
+
+    monkeypatch.setattr(transfer, "train_classifier", recording)
+    run = lambda mean, std, norm: domain_transfer("medical", lambda k: resnet18(num_classes=k), mean, std,  # noqa: E731
+                                                  per_class=3, test_per_class=2, steps=1, scratch_norm=norm)
+    run([0.5] * 3, [0.25] * 3, "own")
+    run([0.1] * 3, [0.9] * 3, "own")
+    scratch_a, tuned_a, scratch_b, tuned_b = seen
+    assert torch.equal(scratch_a, scratch_b) and not torch.equal(tuned_a, tuned_b)
+    assert scratch_a.mean((0, 2, 3)).abs().max() < 1e-4 and (scratch_a.std((0, 2, 3)) - 1).abs().max() < 1e-3
+    seen.clear()
+    run([0.1] * 3, [0.9] * 3, "weights")
+    assert torch.equal(seen[0], seen[1]) and torch.equal(seen[1], tuned_b)   # scratch sees what fine-tuning sees
+    with pytest.raises(ValueError, match="scratch_norm"):
+        run([0.5] * 3, [0.25] * 3, "imagenet")
+
+
 def test_benchmark_refuses_large_label_counts_and_no_seeds():
     with pytest.raises(ValueError, match="small data"):
         transfer_benchmark(per_class=100)
