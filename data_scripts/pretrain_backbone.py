@@ -242,9 +242,9 @@ def pretrain_batch(classes: dict, seed: int, step: int, batch_size: int, size: i
     labels = torch.randint(len(classes["probs"]), (batch_size,), generator=g)
     colour, alpha = render_fractals(classes, labels, g, size, texture=mix.texture)
     if mix.faint > 0:
-        dim = torch.where(torch.rand(batch_size, 1, 1, 1, generator=g) < mix.faint,
-                          0.15 + 0.35 * torch.rand(batch_size, 1, 1, 1, generator=g), torch.ones(batch_size, 1, 1, 1))
-        alpha = alpha * dim
+        opacity = torch.where(torch.rand(batch_size, 1, 1, 1, generator=g) < mix.faint,
+                              0.15 + 0.35 * torch.rand(batch_size, 1, 1, 1, generator=g), torch.ones(batch_size, 1, 1, 1))
+        alpha = alpha * opacity
     background = dead_leaves(batch_size, g, size)
     plain = torch.rand(batch_size, 3, 1, 1, generator=g) * torch.rand(batch_size, 1, 1, 1, generator=g)
     dim = 0.2 + 0.4 * torch.rand(batch_size, 1, 1, 1, generator=g)

@@ -28,15 +28,15 @@ from torch import nn
 from torchvision.models import resnet18
 
 from .data import CLASS_NAMES
-from .features import global_pool, split_model
-from .models import load_model
+from .features import global_pool
+from .models import load_model, stages
 from .progress import progress
 from .standins import make_standin
 from .train import cpu_has_native_bf16
 
 PROBE_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 
-__all__ = ["to_inputs", "train_classifier", "accuracy", "extract_features", "probe_accuracy",
+__all__ = ["to_inputs", "train_classifier", "accuracy", "extract_features", "stage_features", "probe_accuracy",
            "domain_transfer", "transfer_benchmark"]
 
 
@@ -118,13 +118,31 @@ def extract_features(model: nn.Module, inputs: torch.Tensor, *, upto: str = "lay
     Stages as in `ftlib.models.stages` (resnet: stem, layer1..layer4). The default, layer4,
     gives the penultimate features (N, 512) that the model's own head sees.
     """
+    return stage_features(model, inputs, (upto,), batch_size=batch_size, bf16=bf16, device=device)[upto]
+
+
+@torch.no_grad()
+def stage_features(model: nn.Module, inputs: torch.Tensor, names: tuple[str, ...], *, batch_size: int = 200,
+                   bf16: bool = False, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """{stage: its globally average-pooled output (N, C) float32} for each stage in `names`, in one pass.
+
+    Runs the stages in order up to the last one named, so earlier stages are computed once.
+    """
+    parts = stages(model)
+    missing = [n for n in names if n not in parts]
+    if missing:
+        raise ValueError(f"no stage named {missing}; the stages of this model are {list(parts)}")
+    last = max(list(parts).index(n) for n in names)
     model.to(device).eval()
-    prefix = split_model(model, upto)[0]
-    out = []
+    out = {n: [] for n in names}
     for i in range(0, len(inputs), batch_size):
+        x = inputs[i:i + batch_size].to(device)
         with _autocast(torch.device(device), bf16):
-            out.append(global_pool(prefix(inputs[i:i + batch_size].to(device))).float().cpu())
-    return torch.cat(out)
+            for name, module in list(parts.items())[:last + 1]:
+                x = module(x)
+                if name in out:
+                    out[name].append(global_pool(x).float().cpu())
+    return {n: torch.cat(v) for n, v in out.items()}
 
 
 def probe_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
@@ -171,9 +189,9 @@ def domain_transfer(domain: str, pretrained: Callable[[int], nn.Module], mean: l
     torch.manual_seed(seed)
     scratch = train_classifier(resnet18(num_classes=k), xs_tr, ytr, epochs=epochs, lr=scratch_lr, seed=seed, bf16=bf16)
     backbone = pretrained(k)
-    probes = {layer: round(probe_accuracy(extract_features(backbone, xtr, upto=layer, bf16=bf16), ytr,
-                                          extract_features(backbone, xte, upto=layer, bf16=bf16), yte), 4)
-              for layer in PROBE_LAYERS}
+    feats_tr = stage_features(backbone, xtr, PROBE_LAYERS, bf16=bf16)
+    feats_te = stage_features(backbone, xte, PROBE_LAYERS, bf16=bf16)
+    probes = {layer: round(probe_accuracy(feats_tr[layer], ytr, feats_te[layer], yte), 4) for layer in PROBE_LAYERS}
     tuned = train_classifier(backbone, xtr, ytr, epochs=epochs, lr=finetune_lr, seed=seed, bf16=bf16)
     return {"scratch_acc": round(accuracy(scratch, xs_te, yte, bf16=bf16), 4), "probe_acc": probes["layer4"],
             "finetune_acc": round(accuracy(tuned, xte, yte, bf16=bf16), 4), "chance": round(1 / k, 4),

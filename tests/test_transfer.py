@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from ftlib.transfer import (accuracy, domain_transfer, extract_features, probe_accuracy, to_inputs,
+from ftlib.transfer import (accuracy, domain_transfer, extract_features, probe_accuracy, stage_features, to_inputs,
                             train_classifier, transfer_benchmark)
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "ftlib" / "weights"
@@ -68,6 +68,10 @@ def test_extract_features_is_pooled_layer4_and_keeps_the_head():
     with torch.no_grad():
         expected2 = m.layer2(m.layer1(h)).mean((2, 3))
     assert torch.allclose(extract_features(model, x, upto="layer2"), expected2, atol=1e-5)
+    both = stage_features(model, x, ("layer2", "layer4"), batch_size=1)      # one pass, both stages
+    assert torch.allclose(both["layer2"], expected2, atol=1e-5) and torch.allclose(both["layer4"], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="no stage named"):
+        stage_features(model, x, ("layer9",))
 
 
 def test_probe_separable_vs_random_labels():
