@@ -11,6 +11,8 @@ STAMP  := $(VENV)/.installed
 FTLIB_OFFLINE ?= 1
 FTLIB_BUDGET  ?= quick
 PYTEST_ARGS   ?=
+# Free disk a fresh .venv needs (PyTorch with its CUDA libraries: about 6 GB); 0 skips the check.
+MIN_FREE_GB   ?= 6.5
 
 .PHONY: install lab test unit notebooks doctor bench fetch clean
 
@@ -18,6 +20,7 @@ install: $(STAMP)
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python data_scripts/preflight.py $(VENV) $(MIN_FREE_GB)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements.txt -e .
 	@touch $(STAMP)
