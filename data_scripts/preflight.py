@@ -1,6 +1,6 @@
 """Before `make install` puts PyTorch into a fresh .venv: is there room on the disk for it?
 
-    python data_scripts/preflight.py .venv 7
+    python data_scripts/preflight.py .venv 6.5      # what `make install` runs (MIN_FREE_GB)
 
 The pinned PyTorch for Linux comes with its CUDA libraries: a full .venv measured 6.0 GB
 (`du -sh .venv`), and pip needs room for temporary files on top. Without this check a full
