@@ -5,7 +5,7 @@
     python -m data_scripts.fetch --all --check         # verify checksums, no network
 
 Names: medical, satellite, retail, photos (lesson 01) and weights. Every file is checked
-against its publisher's checksum (see `ftlib/sources.py`); files already verified
+against its publisher's checksum (see `ftlib/course/sources.py`); files already verified
 are skipped, so running it twice costs nothing. The three data sets are also decoded once
 into the 64 px tensor cache. An instructor then copies the two folders printed at the end
 to each lab machine (same paths, or set FTLIB_DATA and TORCH_HOME there).
@@ -21,9 +21,9 @@ import torch
 
 from ftlib.config import data_dir, weights_dir
 from ftlib.datasets import DATASET_NAMES, fetch_dataset, fetch_file, tensor_cache_path
-from ftlib.download import DownloadError, OfflineError, verify_file
+from ftlib.course.download import DownloadError, OfflineError, verify_file
 
-from ftlib.sources import DATASETS, MEDMNIST_SIZES, Source, weight_sources
+from ftlib.course.sources import DATASETS, MEDMNIST_SIZES, Source, weight_sources
 
 __all__ = ["NAMES", "files_for", "fetch", "check", "main"]
 

@@ -22,7 +22,7 @@ steps and on exit, and resumes from it; at the end (or when `--minutes` runs out
 `ftlib/weights/resnet18_offline.pt` (fp16 state_dict) and its `.json` card. Training uses
 AdamW, label smoothing, and bf16 autocast with channels_last on CPUs that support it; on a
 shared machine pass `--threads 1`. Used once, by the course authors; lessons load the result
-with `ftlib.models.load_model("resnet18", weights="offline")`.
+with `ftlib.load_model("resnet18", weights="offline")`.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ Flat modules, one idea each, readable top to bottom:
 """
 
 from .config import budget, data_dir, is_offline, is_quiet, weights_dir
-from .environment import doctor, torchvision_problem
+from .course.environment import doctor, torchvision_problem
 
 _PROBLEM = torchvision_problem()
 if _PROBLEM is None:
@@ -43,10 +43,11 @@ if _PROBLEM is None:
                            without_head)
     from .freeze import bn_modes, count_parameters, format_stage_table, freeze, frozen_stages, stage_table, unfreeze
     from .metrics import accuracy, binary_metrics, classification_report, confusion_matrix, evaluate, predict
-    from .models import family, get_weights, load_model, model_zoo_table, stage_names, stages
+    from .models import family, stage_names, stages
+    from .pretrained import get_weights, load_model, model_zoo_table
     from .optim import lr_find, param_groups, suggest_lr
     from .progress import progress
-    from .standins import make_standin
+    from .course.standins import make_standin
     from .timing import throughput
     from .train import Callback, EarlyStopping, GradualUnfreezing, History, TrainingDiverged, fit
 else:

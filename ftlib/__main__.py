@@ -2,6 +2,6 @@
 
 import sys
 
-from .environment import main
+from .course.environment import main
 
 sys.exit(main())

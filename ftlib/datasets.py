@@ -35,11 +35,11 @@ from torchvision.transforms.v2 import functional as TF
 
 from .config import data_dir, is_offline
 from .data import CLASS_NAMES, DataSplits, TensorImageDataset
-from .download import DownloadError, OfflineError, download, safe_extract
+from .course.download import DownloadError, OfflineError, download, safe_extract
 from .progress import progress
 
 if TYPE_CHECKING:
-    from .sources import Source
+    from .course.sources import Source
 
 __all__ = ["load_dataset", "load_image_folder", "load_image", "load_photos", "to_rgb", "fetch_dataset",
            "fetch_file", "is_cached", "tensor_cache_path", "DATASET_NAMES", "IMAGE_EXTENSIONS"]
@@ -180,7 +180,7 @@ def load_image_folder(root: str | Path, *, size: int = 64, val_fraction: float =
 
 
 def _sources():
-    from . import sources
+    from .course import sources
     return sources
 
 
@@ -256,7 +256,7 @@ def _build_satellite(size: int) -> dict:
     """EuroSAT RGB through torchvision.datasets.EuroSAT, split by the stored seeded split."""
     from torchvision.datasets import EuroSAT
 
-    from .eurosat_split import read_split
+    from .course.eurosat_split import read_split
 
     folder = _eurosat_folder()
     dataset = EuroSAT(str(data_dir()), download=False)
@@ -374,7 +374,7 @@ def _check_name(name: str) -> None:
 
 
 def _standin(name: str, size: int, seed: int, per_class: tuple[int, int, int] | None) -> DataSplits:
-    from .standins import make_standin
+    from .course.standins import make_standin
 
     if per_class is None:
         return make_standin(name, size=size, seed=seed)

@@ -1165,7 +1165,7 @@ def check_conv1_parameters(answer: int, model: nn.Module | None = None) -> str:
 def check_smallest_model(answer: str, min_acc1: float = 75.0, archs: tuple[str, ...] = _L01_ZOO) -> str:
     """`answer` is the architecture with the fewest parameters among `archs` whose ImageNet
     top-1 (torchvision metadata of its DEFAULT weights) is at least `min_acc1` %. Lesson 01."""
-    from .models import model_zoo_table
+    from .pretrained import model_zoo_table
     _answered(answer, '"resnet18"')
     rows = {r["arch"]: r for r in model_zoo_table(archs)}
     if not isinstance(answer, str) or answer not in rows:

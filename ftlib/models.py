@@ -1,4 +1,4 @@
-"""Models: named stages for each torchvision family (and, in the same module, `load_model`).
+"""Models: named stages for each torchvision family, and where the classifier head sits.
 
 A *stage* is a group of layers that the lessons freeze, unfreeze or give their own
 learning rate as one unit. `stages(model)` lists them from input to output, and running
@@ -11,32 +11,18 @@ them one after the other gives exactly `model(x)`:
 
 The containers returned hold references to the model's own modules: freezing a stage
 freezes the model. Used in lessons 01 (feature maps), 04 (freezing), 05 and 07
-(layer-wise learning rates) and by prefix caching (lesson 03).
+(layer-wise learning rates) and by prefix caching (lesson 03). Loading a model with its
+weights is `ftlib.pretrained`.
 """
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from http.client import HTTPException
-from pathlib import Path
-from typing import Any, Callable, Sequence
-from urllib.parse import urlparse
 
-import torch
 from torch import nn
 from torchvision import models as tvm
-from torchvision.models import WeightsEnum
-from torchvision.transforms import v2
 
-from .config import is_offline, is_quiet, weights_dir
-from .download import file_checksum
-
-__all__ = ["stages", "stage_names", "family",
-           "ARCHS", "OFFLINE_WEIGHTS_DIR", "WeightsInfo", "WeightsUnavailableError",
-           "get_weights", "load_model", "replace_head", "model_zoo_table"]
+__all__ = ["stages", "stage_names", "family", "ARCHS", "replace_head", "check_num_classes"]
 
 
 def family(model: nn.Module) -> str:
@@ -114,241 +100,12 @@ def stage_names(model: nn.Module) -> list[str]:
     return list(stages(model))
 
 
-# --------------------------------------------------------------------------------------
-# Loading a model with its weights (lessons 01-12)
-#
-# Three kinds of weights, one call:
-#   "imagenet"  torchvision's ImageNet weights, cached in torch's hub cache ($TORCH_HOME)
-#   "offline"   the course's own weights, pretrained on synthetic images (ftlib/weights/)
-#   None        random initialisation ("random" means the same)
-# and "auto", which picks the first that works (see `get_weights`).
-# --------------------------------------------------------------------------------------
-
 ARCHS = ("resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large",
          "efficientnet_b0", "convnext_tiny", "vgg16")
-"""The architectures `load_model` builds (their stages are known to `stages`)."""
-
-OFFLINE_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-"""Folder of the course-made weights: `<arch>_offline.pt` and `<arch>_offline.json`."""
-
-FETCH_COMMAND = "python -m data_scripts.fetch weights"
-PRETRAIN_COMMAND = "python -m data_scripts.pretrain_backbone"
-_OFFLINE_KEYS = ("arch", "num_classes", "categories", "mean", "std", "resize_size", "crop_size",
-                 "source", "recipe", "sha256")
+"""The architectures `ftlib.load_model` builds (their stages are known to `stages`)."""
 
 
-class WeightsUnavailableError(RuntimeError):
-    """The requested weights are not on disk and cannot be downloaded, or fail their checksum.
-
-    The message always says how to get them (pre-fetch, rebuild) or what to use instead.
-    """
-
-
-@dataclass
-class WeightsInfo:
-    """Which weights a model carries and how its input images must be prepared.
-
-    arch: the torchvision architecture, e.g. `"resnet18"`.
-    name: e.g. `"ResNet18_Weights.IMAGENET1K_V1"`, `"course-offline"` or `"random"`.
-    source: `"imagenet"`, `"offline"` or `"random"`.
-    categories: the class names of the task the weights were trained on (1000 ImageNet
-        names, the offline pretraining classes, or None). After `load_model(...,
-        num_classes=k)` they describe the old head, not the new one.
-    meta: facts about the weights: num_params, GFLOPS (at 224 px) and acc@1 / acc@5 (%,
-        ImageNet-1K top-1 / top-5) for ImageNet; num_classes, source, recipe, sha256 offline.
-    file: where the weights are (or would be) on disk; None for random weights.
-    preprocessing: mean, std, resize_size, crop_size, for offline and random weights.
-    Used in lesson 01 (what a pretrained model knows) and every lesson that loads a model.
-    """
-
-    arch: str
-    name: str
-    source: str
-    categories: list[str] | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    file: Path | None = None
-    preprocessing: dict[str, Any] = field(default_factory=dict)
-    torchvision_weights: WeightsEnum | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:  # short: 1000 category names would flood a notebook cell
-        n = "None" if self.categories is None else f"<{len(self.categories)} names>"
-        return (f"WeightsInfo(arch={self.arch!r}, name={self.name!r}, source={self.source!r}, "
-                f"categories={n}, meta={self.meta!r}, file={self.file})")
-
-    def transforms(self) -> Callable[[Any], torch.Tensor]:
-        """The evaluation preprocessing the weights expect: resize, centre crop, scale to
-        [0, 1], normalise. Takes a PIL image or a uint8 (C, H, W) tensor (also a batch
-        (N, C, H, W)) and returns float32 (C, crop, crop). ImageNet weights use
-        torchvision's own `weights.transforms()`."""
-        if self.torchvision_weights is not None:
-            return self.torchvision_weights.transforms()
-        p = self.preprocessing
-        return v2.Compose([v2.ToImage(), v2.Resize(p["resize_size"], antialias=True),
-                           v2.CenterCrop(p["crop_size"]), v2.ToDtype(torch.float32, scale=True),
-                           v2.Normalize(p["mean"], p["std"]), v2.ToPureTensor()])
-
-
-def _check_arch(arch: str) -> str:
-    if arch not in ARCHS:
-        raise ValueError(f"Unknown architecture {arch!r}. load_model knows: {', '.join(ARCHS)}.")
-    return arch
-
-
-def _label(w: WeightsEnum) -> str:
-    """`ResNet18_Weights.IMAGENET1K_V1` (the alias DEFAULT resolves to the real member)."""
-    return f"{type(w).__name__}.{w.name}"
-
-
-def _cache_file(w: WeightsEnum) -> Path:
-    """Where torch's hub cache keeps this weights file (`$TORCH_HOME/hub/checkpoints/<name>`)."""
-    return weights_dir() / Path(urlparse(w.url).path).name
-
-
-def _torchvision_weights(arch: str, weights: str | WeightsEnum) -> WeightsEnum:
-    """Resolve "imagenet", "IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1" or an enum member."""
-    enum = tvm.get_model_weights(arch)
-    names = [n for n in enum.__members__ if n != "DEFAULT"]
-    if isinstance(weights, WeightsEnum):
-        if not isinstance(weights, enum):
-            raise ValueError(f"{_label(weights)} belong to another architecture; {arch} takes "
-                             f"{enum.__name__}: {', '.join(names)}.")
-        return weights
-    if not isinstance(weights, str):
-        raise TypeError(f"weights must be a string, a torchvision weights enum or None, not "
-                        f"{type(weights).__name__}.")
-    if weights == "imagenet":
-        return enum.DEFAULT
-    name = weights.removeprefix(enum.__name__ + ".")
-    if name in enum.__members__:
-        return enum[name]
-    raise ValueError(f"Unknown weights {weights!r} for {arch}. Use 'auto', 'imagenet', 'offline', "
-                     f"None (random) or one of {enum.__name__}: {', '.join(names)}.")
-
-
-def _imagenet_info(arch: str, w: WeightsEnum) -> WeightsInfo:
-    metrics = w.meta.get("_metrics", {}).get("ImageNet-1K", {})
-    meta = {"num_params": w.meta.get("num_params"), "GFLOPS": w.meta.get("_ops"),
-            "acc@1": metrics.get("acc@1"), "acc@5": metrics.get("acc@5"),
-            "file_size_MB": w.meta.get("_file_size")}
-    categories = w.meta.get("categories")
-    return WeightsInfo(arch, _label(w), "imagenet", list(categories) if categories else None,
-                       meta, _cache_file(w), torchvision_weights=w)
-
-
-def _random_info(arch: str) -> WeightsInfo:
-    """Random weights keep the architecture's usual ImageNet preprocessing (no download needed)."""
-    t = tvm.get_model_weights(arch).DEFAULT.transforms()
-    prep = {"mean": list(t.mean), "std": list(t.std), "resize_size": list(t.resize_size),
-            "crop_size": list(t.crop_size)}
-    return WeightsInfo(arch, "random", "random", preprocessing=prep)
-
-
-def _offline_missing(arch: str, pt: Path, js: Path) -> str:
-    return (f"The course's offline weights for {arch} are missing: expected {pt} and {js}. "
-            f"Build them with `{PRETRAIN_COMMAND}`, or use ImageNet weights instead: "
-            f"load_model({arch!r}, weights='imagenet') (pre-fetch them with `{FETCH_COMMAND}` "
-            f"where there is network).")
-
-
-def _offline_info(arch: str, folder: Path | None) -> WeightsInfo:
-    folder = Path(folder) if folder is not None else OFFLINE_WEIGHTS_DIR
-    pt, js = folder / f"{arch}_offline.pt", folder / f"{arch}_offline.json"
-    if not (pt.exists() and js.exists()):
-        raise WeightsUnavailableError(_offline_missing(arch, pt, js))
-    meta = json.loads(js.read_text())
-    missing = [k for k in _OFFLINE_KEYS if k not in meta]
-    if missing or meta["arch"] != arch:
-        raise WeightsUnavailableError(f"{js} is not a valid description of {arch} offline weights "
-                                      f"(missing keys {missing}, arch {meta.get('arch')!r}). "
-                                      f"Rebuild them with `{PRETRAIN_COMMAND}`.")
-    prep = {k: meta[k] for k in ("mean", "std", "resize_size", "crop_size")}
-    facts = {k: meta[k] for k in ("num_classes", "source", "recipe", "sha256")}
-    return WeightsInfo(arch, "course-offline", "offline", meta["categories"], facts, pt, prep)
-
-
-def _download_problem(url: str, timeout: float = 5.0) -> str | None:
-    """None when `url` answers a HEAD request within `timeout` seconds, else the reason."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
-            return None
-    except (OSError, HTTPException, ValueError) as err:  # URLError, timeouts and SSL errors are OSErrors
-        return f"{type(err).__name__}: {err}"
-
-
-def _auto_info(arch: str, folder: Path | None, verbose: bool) -> WeightsInfo:
-    """Offline world: course weights. Else ImageNet when cached or downloadable, else course weights."""
-    if is_offline():
-        return _offline_info(arch, folder)
-    w = tvm.get_model_weights(arch).DEFAULT
-    if _cache_file(w).exists():
-        return _imagenet_info(arch, w)
-    problem = _download_problem(w.url)
-    if problem is None:
-        return _imagenet_info(arch, w)
-    if verbose:
-        print(f"note: {arch}: ImageNet weights {_cache_file(w).name} are not in {weights_dir()} and "
-              f"cannot be downloaded ({problem}); using the course's offline weights instead.")
-    return _offline_info(arch, folder)
-
-
-def get_weights(arch: str, weights: str | WeightsEnum | None = "auto", *,
-                offline_dir: Path | None = None, verbose: bool = True) -> WeightsInfo:
-    """Describe the weights `load_model` would use, without loading them.
-
-    weights: "imagenet" (the architecture's torchvision DEFAULT weights), a member name such
-    as "IMAGENET1K_V1" (or "ResNet50_Weights.IMAGENET1K_V1", or the enum member itself),
-    "offline" (course-made weights in `offline_dir`, default `OFFLINE_WEIGHTS_DIR`), None or
-    "random", or "auto": offline when `FTLIB_OFFLINE=1`; else ImageNet when the file is in
-    torch's hub cache or the download server answers (5 s timeout); else offline, with a
-    printed note saying why. Used in lessons 00 and 01.
-    """
-    _check_arch(arch)
-    if weights is None or weights == "random":
-        return _random_info(arch)
-    if weights == "offline":
-        return _offline_info(arch, offline_dir)
-    if weights == "auto":
-        return _auto_info(arch, offline_dir, verbose)
-    return _imagenet_info(arch, _torchvision_weights(arch, weights))
-
-
-def _imagenet_missing(info: WeightsInfo, why: str) -> str:
-    folder = info.file.parent
-    return (f"ImageNet weights {info.name} (file {info.file.name}) are not in the torch hub cache "
-            f"{folder} and {why}. Either pre-fetch them where there is network with "
-            f"`{FETCH_COMMAND}` and copy the folder {folder} to the same place here (or point "
-            f"TORCH_HOME at the copy), or use the course's offline weights: "
-            f"load_model({info.arch!r}, weights='offline').")
-
-
-def _read_imagenet_state(info: WeightsInfo) -> tuple[dict[str, torch.Tensor], str]:
-    """The state dict from torch's hub cache, downloading it first when allowed."""
-    cached = info.file.exists()
-    if not cached and is_offline():
-        raise WeightsUnavailableError(_imagenet_missing(info, "FTLIB_OFFLINE=1 forbids downloading them"))
-    try:
-        state = torch.hub.load_state_dict_from_url(
-            info.torchvision_weights.url, progress=not is_quiet(), check_hash=True,
-            map_location="cpu", weights_only=True)
-    except (OSError, HTTPException) as err:  # URLError, timeouts, SSL and disk errors
-        raise WeightsUnavailableError(_imagenet_missing(info, f"the download failed ({err})")) from err
-    return state, ("from the torch hub cache " if cached else "downloaded to ") + str(info.file)
-
-
-def _read_offline_state(info: WeightsInfo) -> tuple[dict[str, torch.Tensor], str]:
-    """The verified course-made state dict, floating tensors cast to float32."""
-    expected, actual = info.meta["sha256"], file_checksum(info.file)
-    if actual != expected:
-        raise WeightsUnavailableError(
-            f"{info.file} fails its checksum (sha256 {actual[:12]}..., the json says "
-            f"{expected[:12]}...): the file is damaged or belongs to another build. "
-            f"Rebuild it with `{PRETRAIN_COMMAND}`.")
-    state = torch.load(info.file, map_location="cpu", weights_only=True)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    return state, f"from {info.file} ({info.meta['source']})"
-
-
-def _check_num_classes(num_classes: int) -> None:
+def check_num_classes(num_classes: int) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer (the number of classes), "
                          f"not {num_classes!r}.")
@@ -372,7 +129,7 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
     ViT: `model.heads[-1]`; an `nn.Sequential` ending in a Linear: its last layer. The new
     layer is on the old one's device and dtype. Returns it. Used in lessons 03 and 08.
     """
-    _check_num_classes(num_classes)
+    check_num_classes(num_classes)
     parent, name = _classifier_slot(model)
     old = getattr(parent, name)
     if not isinstance(old, nn.Linear):
@@ -380,74 +137,3 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
     new = nn.Linear(old.in_features, num_classes, device=old.weight.device, dtype=old.weight.dtype)
     setattr(parent, name, new)
     return new
-
-
-def _describe(info: WeightsInfo, where: str, num_classes: int | None) -> str:
-    """The one line `load_model` prints, e.g. "resnet18: ImageNet weights ... ; new 3-class head"."""
-    what = {"imagenet": f"ImageNet weights {info.name} {where}",
-            "offline": f"course-made offline weights {where}",
-            "random": "random initialisation (no pretrained weights)"}[info.source]
-    if num_classes is None and info.source != "random":
-        return f"{info.arch}: {what}; pretrained {_pretrained_classes(info)}-class head"
-    return f"{info.arch}: {what}; new {num_classes or 1000}-class head"
-
-
-def _pretrained_classes(info: WeightsInfo) -> int:
-    """Outputs of the head the weights were trained with (1000 for ImageNet)."""
-    if info.source == "offline":
-        return int(info.meta["num_classes"])
-    return len(info.categories) if info.categories else 1000
-
-
-def load_model(arch: str, weights: str | WeightsEnum | None = "auto", num_classes: int | None = None,
-               *, offline_dir: Path | None = None, verbose: bool = True) -> nn.Module:
-    """A torchvision model with the requested weights, on the CPU, in training mode.
-
-    arch: one of `ARCHS`. weights: see `get_weights` ("auto", "imagenet", "IMAGENET1K_V1",
-    an enum member, "offline", None / "random"). num_classes: replace the head with a fresh
-    `nn.Linear` for that many classes (see `replace_head`); None keeps the pretrained head
-    (1000 ImageNet classes in lesson 01). The model carries `model.weights_info` (a
-    `WeightsInfo`: `.transforms()`, `.categories`). With `verbose`, prints one line saying
-    which weights were used and where they came from. Raises `WeightsUnavailableError`
-    when the weights are neither on disk nor downloadable. Used in every lesson.
-
-        >>> model = load_model("resnet18", "imagenet", num_classes=3)
-        >>> x = model.weights_info.transforms()(image)       # (3, 224, 224) float32
-    """
-    if num_classes is not None:
-        _check_num_classes(num_classes)
-    info = get_weights(arch, weights, offline_dir=offline_dir, verbose=verbose)
-    if info.source == "random":
-        extra = {} if num_classes is None else {"num_classes": num_classes}
-        model, where = tvm.get_model(arch, weights=None, **extra), ""
-    else:
-        reader = _read_offline_state if info.source == "offline" else _read_imagenet_state
-        state, where = reader(info)
-        model = tvm.get_model(arch, weights=None, num_classes=_pretrained_classes(info))
-        model.load_state_dict(state)
-        if num_classes is not None:
-            replace_head(model, num_classes)
-    model.weights_info = info
-    if verbose:
-        print(_describe(info, where, num_classes))
-    return model
-
-
-def model_zoo_table(archs: Sequence[str] = ARCHS) -> list[dict[str, Any]]:
-    """One row per architecture, from torchvision's metadata of its DEFAULT ImageNet weights
-    (nothing is downloaded): arch, weights, params (count), gflops (per 224 px image),
-    acc1 and acc5 (ImageNet-1K top-1 / top-5, %), file_mb (download size). Any torchvision
-    classification architecture works, not only `ARCHS`. Used in lesson 01 (choosing a model).
-    """
-    rows = []
-    for arch in archs:
-        try:
-            w = tvm.get_model_weights(arch).DEFAULT
-        except (ValueError, KeyError) as err:
-            raise ValueError(f"{arch!r} is not a torchvision model with weights "
-                             f"(e.g. {', '.join(ARCHS)}).") from err
-        metrics = w.meta.get("_metrics", {}).get("ImageNet-1K", {})
-        rows.append({"arch": arch, "weights": _label(w), "params": w.meta.get("num_params"),
-                     "gflops": w.meta.get("_ops"), "acc1": metrics.get("acc@1"),
-                     "acc5": metrics.get("acc@5"), "file_mb": w.meta.get("_file_size")})
-    return rows

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from ftlib import bench
+from ftlib.bench import speed as bench
 
 TINY = dict(n_train=32, n_test=32, size=32, batch=16, repeats=1, epochs=1)
 

@@ -21,10 +21,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ftlib import eurosat_split, sources
+from ftlib.course import eurosat_split, sources
 from ftlib import datasets as ds
 from ftlib.data import CLASS_NAMES, DataSplits, TensorImageDataset
-from ftlib.download import OfflineError
+from ftlib.course.download import OfflineError
 from test_download import FakeServer
 
 
@@ -320,7 +320,7 @@ def fake_standins(monkeypatch):
         return DataSplits(domain, "standin", "fake stand-in", names, part(per_class[0]), part(per_class[1]),
                           part(per_class[2]))
 
-    monkeypatch.setitem(sys.modules, "ftlib.standins", types.SimpleNamespace(make_standin=make_standin))
+    monkeypatch.setitem(sys.modules, "ftlib.course.standins", types.SimpleNamespace(make_standin=make_standin))
     return calls
 
 

@@ -1,4 +1,4 @@
-"""ftlib.download against a tiny HTTP server run by the test on 127.0.0.1 (no outside network).
+"""ftlib.course.download against a tiny HTTP server run by the test on 127.0.0.1 (no outside network).
 
 The server can honour or ignore Range requests, cut the connection after N bytes, and
 answer 503 a given number of times, so resume and retry are tested for real.
@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ftlib import download as dl
+from ftlib.course import download as dl
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 

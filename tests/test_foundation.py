@@ -14,7 +14,7 @@ import torch
 
 import ftlib
 from ftlib import config
-from ftlib import environment as doctor_mod
+from ftlib.course import environment as doctor_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,8 +138,8 @@ def test_doctor_cli_usage():
 
 
 def test_doctor_checks_the_course_weights(monkeypatch, tmp_path):
-    from ftlib import models
+    from ftlib import pretrained
     assert doctor_mod._course_weights().ok, "the repository's offline weights should verify"
-    monkeypatch.setattr(models, "OFFLINE_WEIGHTS_DIR", tmp_path)  # an empty folder: weights missing
+    monkeypatch.setattr(pretrained, "OFFLINE_WEIGHTS_DIR", tmp_path)  # an empty folder: weights missing
     check = doctor_mod._course_weights()
     assert not check.ok and not check.fatal and "pretrain_backbone" in check.fix

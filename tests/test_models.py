@@ -1,4 +1,4 @@
-"""Tests for loading models in ftlib.models: heads, weights choice, offline weights, errors.
+"""Tests for ftlib.models (heads) and ftlib.pretrained (loading): heads, weights choice, offline weights, errors.
 
 No test touches the network: `no_network` makes any download or probe fail the test, and
 TORCH_HOME points at an empty temporary folder.
@@ -16,9 +16,9 @@ from PIL import Image
 from torch import nn
 from torchvision import models as tvm
 
-from ftlib import models
-from ftlib.models import (ARCHS, WeightsUnavailableError, get_weights, load_model, model_zoo_table,
-                          replace_head)
+from ftlib import pretrained
+from ftlib.models import ARCHS, replace_head
+from ftlib.pretrained import WeightsUnavailableError, get_weights, load_model, model_zoo_table
 
 
 @pytest.fixture(autouse=True)
@@ -170,7 +170,7 @@ def offline(tmp_path, monkeypatch):
             "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "resize_size": 40, "crop_size": 32,
             "source": "fake fractals", "recipe": "none", "sha256": hashlib.sha256(pt.read_bytes()).hexdigest()}
     (folder / "mobilenet_v3_small_offline.json").write_text(json.dumps(meta))
-    monkeypatch.setattr(models, "OFFLINE_WEIGHTS_DIR", folder)
+    monkeypatch.setattr(pretrained, "OFFLINE_WEIGHTS_DIR", folder)
     return folder, state
 
 
@@ -191,7 +191,7 @@ def test_offline_weights_load_as_float32(offline, capsys):
 
 def test_offline_dir_argument(offline, monkeypatch, tmp_path):
     folder, _ = offline
-    monkeypatch.setattr(models, "OFFLINE_WEIGHTS_DIR", tmp_path / "elsewhere")
+    monkeypatch.setattr(pretrained, "OFFLINE_WEIGHTS_DIR", tmp_path / "elsewhere")
     info = get_weights("mobilenet_v3_small", "offline", offline_dir=folder)
     assert info.source == "offline" and info.file == folder / "mobilenet_v3_small_offline.pt"
 
@@ -207,7 +207,7 @@ def test_offline_checksum_mismatch(offline):
 
 
 def test_offline_missing_says_how_to_build(tmp_path, monkeypatch):
-    monkeypatch.setattr(models, "OFFLINE_WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(pretrained, "OFFLINE_WEIGHTS_DIR", tmp_path)
     with pytest.raises(WeightsUnavailableError, match="python -m data_scripts.pretrain_backbone"):
         load_model("resnet18", "offline", verbose=False)
 

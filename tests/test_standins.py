@@ -10,10 +10,10 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-import ftlib.standins as standins
+import ftlib.course.standins as standins
 from data_scripts import pretrain_backbone
 from ftlib.data import CLASS_NAMES, DataSplits, TensorImageDataset
-from ftlib.standins import CI_PER_CLASS, STANDIN_DOMAINS, make_standin
+from ftlib.course.standins import CI_PER_CLASS, STANDIN_DOMAINS, make_standin
 
 DOMAINS = list(STANDIN_DOMAINS)
 
@@ -162,7 +162,7 @@ def test_standins_do_not_use_the_pretraining_generator():
     assert pre_funcs and stand_funcs and not pre_funcs & stand_funcs
     source = inspect.getsource(standins).replace(standins.__doc__, "")  # the docstring names the script
     for word in ("data_scripts", "pretrain_backbone", "chaos", "render_fractals", "dead_leaves", "ifs"):
-        assert word not in source.lower(), f"ftlib/standins.py mentions {word!r}"
+        assert word not in source.lower(), f"ftlib/course/standins.py mentions {word!r}"
 
 
 def test_standin_images_differ_from_pretraining_images():

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from ftlib.transfer import (accuracy, domain_transfer, extract_features, probe_accuracy, stage_features, to_inputs,
+from ftlib.bench.transfer import (accuracy, domain_transfer, extract_features, probe_accuracy, stage_features, to_inputs,
                             train_classifier, transfer_benchmark)
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "ftlib" / "weights"
@@ -122,7 +122,7 @@ def test_domain_transfer_tiny_run_reports_all_numbers():
 
 
 def test_scratch_inputs_use_the_stand_ins_own_statistics_not_the_weights(monkeypatch):
-    import ftlib.transfer as transfer
+    import ftlib.bench.transfer as transfer
     seen, original = [], transfer.train_classifier
 
     def recording(model, inputs, labels, **kw):
@@ -152,7 +152,7 @@ def test_benchmark_refuses_large_label_counts_and_no_seeds():
 
 
 def test_benchmark_rows_average_seeds_and_keep_each_gain():
-    from ftlib.transfer import _average
+    from ftlib.bench.transfer import _average
     runs = [{"scratch_acc": 0.8, "probe_acc": 0.7, "finetune_acc": 0.9, "chance": 0.5, "train_images": 100,
              "test_images": 600, "epochs": 50, "seconds": 10.0, "probe_acc_by_layer": {"layer1": 0.6, "layer4": 0.7}},
             {"scratch_acc": 0.7, "probe_acc": 0.8, "finetune_acc": 0.85, "chance": 0.5, "train_images": 100,

@@ -27,12 +27,13 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 from torchvision.models import resnet18
 
-from .data import CLASS_NAMES
-from .features import global_pool
-from .models import load_model, stages
-from .progress import progress
-from .standins import make_standin
-from .train import cpu_has_native_bf16
+from ..data import CLASS_NAMES
+from ..features import global_pool
+from ..models import stages
+from ..pretrained import load_model
+from ..progress import progress
+from ..course.standins import make_standin
+from ..train import cpu_has_native_bf16
 
 PROBE_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["Lesson", "LESSONS", "REFERENCE", "available_lessons", "estimate_seconds"]
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .sources import EUROSAT_COUNTS
 
 __all__ = ["SPLIT_FILE", "make_split", "read_split"]
 
-SPLIT_FILE = Path(__file__).parent / "assets" / "eurosat_split.json"
+SPLIT_FILE = Path(__file__).resolve().parents[1] / "assets" / "eurosat_split.json"
 FRACTIONS = (0.6, 0.2, 0.2)
 
 

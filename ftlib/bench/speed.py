@@ -41,11 +41,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from .features import cache_activations, extract_features, split_model, without_head
-from .freeze import freeze, unfreeze
-from .metrics import accuracy
-from .models import load_model
-from .train import cpu_has_native_bf16, fit
+from ..features import cache_activations, extract_features, split_model, without_head
+from ..freeze import freeze, unfreeze
+from ..metrics import accuracy
+from ..pretrained import load_model
+from ..train import cpu_has_native_bf16, fit
 
 __all__ = ["run", "main", "SIZES", "TARGETS"]
 
@@ -75,7 +75,7 @@ def _data(n: int, size: int, classes: int, seed: int) -> tuple[torch.Tensor, tor
 def _standin(per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Retail stand-in images, preprocessed for the course backbone: a learnable task, so that
     accuracy comparisons mean something (train x, y, test x, y)."""
-    from .standins import make_standin
+    from ..course.standins import make_standin
     splits = make_standin("retail", size=64, per_class=(per_class, 0, per_class), seed=seed)
     prep = _pretrained_backbone(10).weights_info.transforms()
     pack = lambda ds: (torch.stack([prep(img) for img in ds.images]), ds.labels)  # noqa: E731
@@ -358,6 +358,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.json}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

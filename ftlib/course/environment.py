@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from .config import data_dir, is_offline
+from ..config import data_dir, is_offline
 
 __all__ = ["Check", "run_checks", "doctor", "torchvision_problem", "main"]
 
@@ -83,7 +83,7 @@ def _packages() -> Check:
 
 def _device() -> Check:
     try:
-        from .device import describe_device, get_device
+        from ..device import describe_device, get_device
         return Check("device", True, describe_device(get_device()), fatal=False)
     except Exception as err:  # noqa: BLE001
         return Check("device", False, str(err), "Fix torch first (see above).", fatal=False)
@@ -113,7 +113,7 @@ def _course_weights() -> Check:
     fix = "Restore it with `git checkout -- ftlib/weights`, or rebuild: python -m data_scripts.pretrain_backbone"
     try:
         from .download import file_checksum
-        from .models import get_weights
+        from ..pretrained import get_weights
         info = get_weights("resnet18", "offline", verbose=False)
         ok = file_checksum(info.file) == info.meta["sha256"]
     except Exception as err:  # noqa: BLE001  (missing file, bad json, broken torch: all need the fix)

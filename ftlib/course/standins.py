@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .data import CLASS_NAMES, DataSplits, TensorImageDataset
+from ..data import CLASS_NAMES, DataSplits, TensorImageDataset
 
 __all__ = ["make_standin", "STANDIN_DOMAINS", "CI_PER_CLASS"]
 

@@ -24,8 +24,8 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .config import data_dir, is_offline, weights_dir
-from .progress import progress
+from ..config import data_dir, is_offline, weights_dir
+from ..progress import progress
 
 __all__ = ["download", "safe_extract", "file_checksum", "verify_file",
            "DownloadError", "ChecksumError", "OfflineError", "UnsafeArchiveError", "FETCH_COMMAND"]
