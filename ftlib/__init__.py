@@ -39,7 +39,8 @@ if _PROBLEM is None:
     from .data import CLASS_NAMES, DataSplits, TensorImageDataset
     from .datasets import load_dataset, load_image_folder
     from .device import describe_device, get_device, seed_everything
-    from .features import (cache_activations, extract_features, linear_head, mlp_head, split_model,
+    from .features import (cache_activations, extract_features, linear_head, linear_probe, mlp_head, probe_accuracy,
+                           split_model,
                            without_head)
     from .freeze import bn_modes, count_parameters, format_stage_table, freeze, frozen_stages, stage_table, unfreeze
     from .metrics import accuracy, binary_metrics, classification_report, confusion_matrix, evaluate, predict
@@ -49,7 +50,10 @@ if _PROBLEM is None:
     from .progress import progress
     from .course.standins import make_standin
     from .timing import throughput
-    from .train import Callback, EarlyStopping, GradualUnfreezing, History, TrainingDiverged, fit
+    from .callbacks import Callback, EarlyStopping, GradualUnfreezing
+    from .claims import claim
+    from .precision import Precision
+    from .train import History, Stopping, TrainingDiverged, fit
 else:
     # torch/torchvision are broken: keep `ftlib.doctor()` usable and explain everything else.
     def __getattr__(name: str):
@@ -66,10 +70,12 @@ __all__ = [
     "bn_modes", "count_parameters", "format_stage_table", "freeze", "frozen_stages", "stage_table", "unfreeze",
     # optimisation and training
     "lr_find", "param_groups", "suggest_lr",
-    "Callback", "EarlyStopping", "GradualUnfreezing", "History", "TrainingDiverged", "fit",
+    "Callback", "EarlyStopping", "GradualUnfreezing", "History", "Precision", "Stopping", "TrainingDiverged", "fit",
+    "claim",
     "load_checkpoint", "save_checkpoint",
     # features and evaluation
-    "cache_activations", "extract_features", "linear_head", "mlp_head", "split_model", "without_head",
+    "cache_activations", "extract_features", "linear_head", "linear_probe", "mlp_head", "probe_accuracy",
+    "split_model", "without_head",
     "accuracy", "binary_metrics", "classification_report", "confusion_matrix", "evaluate", "predict",
     # data
     "CLASS_NAMES", "DataSplits", "TensorImageDataset", "load_dataset", "load_image_folder", "make_standin",

@@ -11,6 +11,7 @@ explains them).
 | `FTLIB_DATA`     | folder where data sets are cached                      | `~/.cache/ftlib/data`    |
 | `TORCH_HOME`     | torch's hub cache, where weight files go               | `~/.cache/torch`         |
 | `CI`             | set by CI services: progress bars and live plots go quiet | unset                |
+| `FTLIB_STRICT`   | `1`: a lesson's claim that a run does not show stops the notebook (tests set it) | unset |
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["is_offline", "budget", "is_quiet", "in_notebook", "data_dir", "weights_dir", "TRUTHY"]
+__all__ = ["is_offline", "budget", "is_quiet", "is_strict", "in_notebook", "data_dir", "weights_dir", "TRUTHY"]
 
 TRUTHY = {"1", "true", "yes", "on"}
 
@@ -50,6 +51,16 @@ def budget() -> str:
 def is_quiet() -> bool:
     """True under CI (`CI` set) or when `FTLIB_QUIET=1`: no progress bars, no live plots."""
     return _flag("CI") or _flag("FTLIB_QUIET")
+
+
+def is_strict() -> bool:
+    """True when `FTLIB_STRICT=1`: `ftlib.claim` raises on a claim the run does not show.
+
+    The test suite sets it, in one place (`conftest.py` at the repository root), so that
+    `make test`, nbval and CI fail on a broken claim; a student's run leaves it unset and
+    the notebook goes on with an explanation.
+    """
+    return _flag("FTLIB_STRICT")
 
 
 def in_notebook() -> bool:

@@ -1,4 +1,11 @@
-"""Device, seeding and mode helpers. Used from lesson 00 on."""
+"""Device, seeding and mode helpers. Used from lesson 00 on.
+
+**`device=None` means the same everywhere in ftlib: `get_device()`**, the best device this
+machine has (CUDA, then Apple's MPS, then the CPU). Every function that takes a `device`
+resolves it with `resolve_device` and moves the model there, so `fit`, `evaluate`,
+`predict`, `extract_features` and `lr_find` called with the defaults all run on the same
+device. Pass `device="cpu"` (or any torch device) to choose.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["get_device", "seed_everything", "describe_device", "eval_mode", "module_device"]
+__all__ = ["get_device", "resolve_device", "seed_everything", "describe_device", "eval_mode", "module_device"]
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -29,9 +36,14 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def describe_device(device: torch.device | None = None) -> str:
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """`device` as a torch.device; None means `get_device()` (the one rule, see the module doc)."""
+    return torch.device(device) if device is not None else get_device()
+
+
+def describe_device(device: torch.device | str | None = None) -> str:
     """One line naming the device: GPU name and memory, or CPU thread count."""
-    device = device or get_device()
+    device = resolve_device(device)
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         return f"CUDA GPU: {props.name}, {props.total_memory / 2**30:.1f} GiB"
@@ -80,7 +92,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 def module_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer; the CPU for a module with neither.
 
-    The default device of `evaluate`, `predict` and `extract_features` (lessons 03 and 08).
+    Where a figure runs a model as it is (`ftlib.plots`), without moving it.
     """
     for t in (*model.parameters(), *model.buffers()):
         return t.device

@@ -5,7 +5,7 @@ data has no random augmentation, it is enough to run that part once and keep its
 
 * **feature extraction** (linear probe): the backbone is the model without its head;
   `extract_features` gives one vector per image (N, D) and a small head (`linear_head`,
-  `mlp_head`) trains on them in seconds;
+  `mlp_head`) trains on them in seconds, or `linear_probe` fits a logistic regression;
 * **prefix caching**: the first stages are frozen; `cache_activations` keeps the
   activations at the frozen boundary and only the rest of the model trains.
 
@@ -26,13 +26,13 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from .device import eval_mode, module_device
+from .device import eval_mode, resolve_device
 from .models import stages
 from .progress import progress
 
 __all__ = [
     "split_model", "without_head", "global_pool", "GlobalAvgPool", "extract_features",
-    "cache_activations", "CachedActivations", "linear_head", "mlp_head",
+    "cache_activations", "CachedActivations", "linear_head", "mlp_head", "linear_probe", "probe_accuracy",
 ]
 
 
@@ -85,7 +85,8 @@ class GlobalAvgPool(nn.Module):
 def _run_once(module: nn.Module, loader: Iterable, device: torch.device | str | None, desc: str,
               pool: bool, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Outputs of `module` (eval mode, no grad) for every batch, stored on the CPU as `dtype`."""
-    device = torch.device(device) if device is not None else module_device(module)
+    device = resolve_device(device)
+    module.to(device)
     outputs, labels = [], []
     with eval_mode(module), torch.no_grad():
         for images, targets in progress(loader, desc=desc):
@@ -104,7 +105,7 @@ def extract_features(backbone: nn.Module, loader: Iterable, device: torch.device
     Runs in eval mode (BatchNorm uses its running statistics, dropout is off) under
     `no_grad`; each module's mode is restored afterwards. Feature maps (N, C, H, W) are
     averaged over H and W (`pool=True`), so a resnet18 backbone (`without_head(model)`)
-    gives (N, 512). `device`: None means the backbone's own device. The loader must not
+    gives (N, 512). `device`: where to run (None: `get_device()`); the backbone moves there. The loader must not
     augment randomly, or the cached features freeze one random draw. Used in lesson 03.
     """
     return _run_once(backbone, loader, device, "extract features", pool, torch.float32)
@@ -169,3 +170,49 @@ def mlp_head(in_features: int, num_classes: int, hidden: int = 256, dropout: flo
     """
     return nn.Sequential(GlobalAvgPool(), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
                          nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+
+
+# ---------------------------------------------------------------- the linear probe
+
+def _finite(features: torch.Tensor) -> torch.Tensor:
+    """A diverged network gives NaN or huge features; they carry no information: keep them finite."""
+    return torch.nan_to_num(features.float(), nan=0.0, posinf=0.0, neginf=0.0).clamp(-1e6, 1e6)
+
+
+def linear_probe(features: torch.Tensor, labels: torch.Tensor, *, c: float = 1.0, max_iter: int = 2000,
+                 standardize: bool = True) -> nn.Linear:
+    """Fit a linear probe on frozen features and return it as an `nn.Linear` on the raw features.
+
+    features: (N, D) float (e.g. from `extract_features`); labels: (N,) int class indices.
+    The probe is scikit-learn's multinomial logistic regression (L2, inverse strength `c`),
+    on features standardised by their training mean and standard deviation when
+    `standardize`; the standardisation is folded into the layer's weights, so the layer
+    takes the features as they are and can replace `model.fc` (LP-FT, lesson 04). With two
+    classes sklearn keeps one logit; it is spread over two outputs, so softmax gives the
+    same probabilities. Used in lessons 01, 04, 05, 07, the projects and the benchmark.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _finite(features), torch.as_tensor(labels).long()
+    mean = x.mean(0) if standardize else torch.zeros(x.shape[1])
+    std = x.std(0).clamp(min=1e-6) if standardize else torch.ones(x.shape[1])
+    clf = LogisticRegression(C=c, max_iter=max_iter).fit(((x - mean) / std).numpy(), y.numpy())
+    weight = torch.tensor(clf.coef_, dtype=torch.float32) / std
+    bias = torch.tensor(clf.intercept_, dtype=torch.float32) - weight @ mean
+    if len(weight) == 1:  # two classes: one row, the logit of class 1; spread it over two
+        weight, bias = torch.cat([-weight / 2, weight / 2]), torch.cat([-bias / 2, bias / 2])
+    head = nn.Linear(x.shape[1], len(weight))
+    with torch.no_grad():
+        head.weight.copy_(weight)
+        head.bias.copy_(bias)
+    return head
+
+
+def probe_accuracy(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
+                   **probe_options) -> float:
+    """Test accuracy in [0, 1] of a `linear_probe` fitted on `train` = (features, labels) and
+    scored on `test` = (features, labels). `probe_options` go to `linear_probe`."""
+    head = linear_probe(*train, **probe_options)
+    with torch.no_grad():
+        pred = head(_finite(test[0])).argmax(1)
+    return float((pred == torch.as_tensor(test[1]).long()).float().mean())

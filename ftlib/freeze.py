@@ -25,7 +25,7 @@ from torch import nn
 
 from .models import stages
 
-__all__ = ["freeze", "unfreeze", "count_parameters", "stage_table", "format_stage_table",
+__all__ = ["freeze", "unfreeze", "count_parameters", "stage_status", "STATUSES", "stage_table", "format_stage_table",
            "frozen_stages", "bn_modes", "BATCHNORM_TYPES"]
 
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -212,12 +212,29 @@ def stage_table(model: nn.Module) -> list[dict]:
     rows = []
     for name, stage in stages(model).items():
         total, trainable = count_parameters(stage), count_parameters(stage, trainable=True)
-        status = ("no parameters" if total == 0 else "trainable" if trainable == total
-                  else "frozen" if trainable == 0 else "partly")
         held = sum(1 for m in stage.modules() if isinstance(m, BATCHNORM_TYPES) and _is_held(m))
         rows.append({"stage": name, "total": total, "trainable": trainable,
-                     "frozen": total - trainable, "status": status, "bn_held": held})
+                     "frozen": total - trainable, "status": _status(total, trainable), "bn_held": held})
     return rows
+
+
+STATUSES = ("trainable", "frozen", "partly", "no parameters")
+"""The words for a stage's state, in `stage_status`, `stage_table` and the freeze diagram."""
+
+
+def _status(total: int, trainable: int) -> str:
+    if total == 0:
+        return "no parameters"
+    return "trainable" if trainable == total else "frozen" if trainable == 0 else "partly"
+
+
+def stage_status(model: nn.Module) -> dict[str, str]:
+    """For each stage, input to output: "trainable" (every parameter has requires_grad),
+    "frozen" (none has), "partly" or "no parameters". The one place a stage's state is
+    decided; `stage_table`, the freeze diagram and the exercise checkers read it.
+    Used in lessons 04 and 07."""
+    return {name: _status(count_parameters(stage), count_parameters(stage, trainable=True))
+            for name, stage in stages(model).items()}
 
 
 def format_stage_table(model: nn.Module) -> str:

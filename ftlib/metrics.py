@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from .device import eval_mode, module_device
+from .device import eval_mode, resolve_device
 from .progress import progress
 
 __all__ = [
@@ -269,12 +269,12 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | No
     """Run `model` on every batch of `loader` (eval mode, no gradients) and keep the logits.
 
     `loader` yields `(images, labels)` batches. `device`: where to run (the model is moved
-    there and stays, as `fit` does); None means the model's own device. Each module's
+    there and stays, as `fit` does; None means `get_device()`, see `ftlib.device`). Each module's
     train/eval mode is restored afterwards.
     Returns an `Evaluation` with logits (N, C) float32 and targets (N,) int64 on the CPU.
     Used in lesson 08 and the projects.
     """
-    device = torch.device(device) if device is not None else module_device(model)
+    device = resolve_device(device)
     model.to(device)
     logits, targets = [], []
     with eval_mode(model), torch.no_grad():
@@ -345,7 +345,8 @@ def predict(model: nn.Module, inputs: ImageInput | Sequence[ImageInput], *, tran
     if len({tuple(im.shape) for im in images}) > 1:
         raise ValueError(f"images have different shapes {sorted({tuple(im.shape) for im in images})}; "
                          "pass a transform that resizes them (e.g. v2.Resize + v2.CenterCrop)")
-    device = torch.device(device) if device is not None else module_device(model)
+    device = resolve_device(device)
+    model.to(device)
     with eval_mode(model), torch.no_grad():
         probs = model(torch.stack(images).to(device)).float().softmax(dim=1).cpu()
     if not 1 <= k <= probs.shape[1]:

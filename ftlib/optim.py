@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import get_device
+from .device import resolve_device
 from .models import stages
 from .progress import progress
 
@@ -305,7 +305,7 @@ def lr_find(model: nn.Module, loader: Iterable, loss_fn: Callable | None = None,
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     if num_iter < 3:
         raise ValueError(f"num_iter must be at least 3, got {num_iter}")
-    device = torch.device(device) if device is not None else get_device()
+    device = resolve_device(device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:

@@ -1,4 +1,4 @@
-"""Training: `fit`, the `History` it returns, and its callbacks.
+"""Training: `fit` and the `History` it returns (its callbacks are in `ftlib.callbacks`).
 
 `fit` is the plain PyTorch loop of lesson 02 (forward, loss, backward, step), with what
 the lessons need around it and nothing hidden:
@@ -10,9 +10,10 @@ the lessons need around it and nothing hidden:
   ReduceLROnPlateau gets the monitored value);
 - callbacks: `EarlyStopping`, `GradualUnfreezing` (ULMFiT), `LivePlot`;
 - AMP (fp16 autocast + GradScaler) and channels_last on CUDA, and an opt-in CPU fast path
-  (bf16 autocast + channels_last) on CPUs with native bf16;
+  (bf16 autocast + channels_last) on CPUs with native bf16 (`ftlib.precision`);
 - a loss that becomes NaN or explodes stops training with the likely cause; the notebook's
-  stop button (KeyboardInterrupt) keeps the history and, with `restore_best`, the best weights.
+  stop button (KeyboardInterrupt) keeps the history and, with `Stopping(restore_best=True)`,
+  the best weights.
 
 `fit` never re-initialises the model: call it twice and the second call goes on training.
 Used from lesson 02 on (lessons 05-07 use the schedulers and callbacks).
@@ -20,30 +21,25 @@ Used from lesson 02 on (lessons 05-07 use the schedulers and callbacks).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import CyclicLR, OneCycleLR, ReduceLROnPlateau
 
-from .config import is_quiet
-from .device import get_device
-from .freeze import unfreeze
-from .models import stages
+from .callbacks import Callback, EarlyStopping, FitState, LivePlot, call_hook, improved, monitor_mode
+from .device import resolve_device
+from .precision import Precision, autocast, resolve_precision
 from .progress import progress
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["fit", "History", "TrainingDiverged", "evaluate_loss_acc", "Callback", "FitState",
-           "EarlyStopping", "GradualUnfreezing", "LivePlot", "cpu_has_native_bf16",
-           "MONITORS", "DIVERGE_FACTOR"]
+__all__ = ["fit", "Stopping", "History", "TrainingDiverged", "evaluate_loss_acc", "MONITORS", "DIVERGE_FACTOR"]
 
 MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
 # The training loss has diverged when it exceeds this many times the first batch's loss
@@ -54,7 +50,7 @@ INPUT_SCAN_LIMIT = 200  # batches scanned for NaN inputs once training has diver
 
 
 # --------------------------------------------------------------------------------------------
-# History, errors, callback state
+# History, errors, when to stop
 # --------------------------------------------------------------------------------------------
 
 @dataclass(repr=False)
@@ -102,212 +98,37 @@ class History:
         return plot_history(self)
 
 
+@dataclass(frozen=True)
+class Stopping:
+    """When `fit` stops, and which weights it keeps.
+
+    monitor: the column that decides the best epoch ("val_loss", "val_acc", "train_loss",
+        "train_acc"); without a validation loader, "val_x" becomes "train_x".
+    patience: stop after this many epochs without improvement (`EarlyStopping`); None never.
+    restore_best: put back the best epoch's weights at the end (also after an interrupt or
+        a divergence).
+    on_nan: "raise" raises `TrainingDiverged` (with `.history`) when the loss becomes NaN/inf
+        or exceeds DIVERGE_FACTOR x the first batch's loss; "stop" says why, sets
+        `history.diverged` and returns. Used in lessons 05 and 06.
+    """
+    monitor: str = "val_loss"
+    patience: int | None = None
+    restore_best: bool = False
+    on_nan: str = "raise"
+
+    def __post_init__(self) -> None:
+        if self.on_nan not in ("raise", "stop"):
+            raise ValueError(f"Stopping(on_nan=...) must be 'raise' or 'stop', got {self.on_nan!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"Stopping(monitor=...) must be one of {MONITORS}, got {self.monitor!r}")
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf or exploded; `.history` holds the epochs finished before."""
 
     def __init__(self, message: str, history: History | None = None) -> None:
         super().__init__(message)
         self.history = history
-
-
-@dataclass
-class FitState:
-    """What callbacks see and may change. `epoch` is 1-based; `batch` counts from 0 within the
-    epoch; `loss` is the last batch's loss as a 0-d tensor (calling `.item()` on it waits for
-    the GPU, so do it only when needed). Set `stop = True` to end training after this epoch."""
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    history: History
-    scheduler: object = None
-    epochs: int = 0
-    monitor: str = "val_loss"
-    epoch: int = 0
-    batch: int = 0
-    loss: torch.Tensor | None = None
-    stop: bool = False
-
-
-class Callback:
-    """Base class: override the hooks you need; each receives the `FitState`."""
-
-    def on_fit_begin(self, state: FitState) -> None: ...
-
-    def on_epoch_begin(self, state: FitState) -> None: ...
-
-    def on_batch_end(self, state: FitState) -> None: ...
-
-    def on_epoch_end(self, state: FitState) -> None: ...
-
-    def on_fit_end(self, state: FitState) -> None: ...
-
-
-def _call(callbacks: Sequence[Callback], hook: str, state: FitState) -> None:
-    for callback in callbacks:
-        getattr(callback, hook)(state)
-
-
-def _mode(monitor: str) -> str:
-    """"max" for accuracies, "min" for losses."""
-    return "max" if monitor.endswith("acc") else "min"
-
-
-def _improved(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
-    if math.isnan(value):
-        return False
-    if best is None:
-        return True
-    return value < best - min_delta if mode == "min" else value > best + min_delta
-
-
-# --------------------------------------------------------------------------------------------
-# Callbacks
-# --------------------------------------------------------------------------------------------
-
-class EarlyStopping(Callback):
-    """Stop when the monitored value has not improved by more than `min_delta` for `patience`
-    epochs in a row. `monitor=None` uses fit's `monitor`. To get the best epoch's weights back,
-    pass `restore_best=True` to `fit`. `fit(..., early_stopping=3)` adds `EarlyStopping(3)`.
-    Used in lesson 06.
-    """
-
-    def __init__(self, patience: int = 3, min_delta: float = 0.0, monitor: str | None = None) -> None:
-        if patience < 1:
-            raise ValueError(f"patience must be at least 1 epoch, got {patience}")
-        self.patience, self.min_delta, self.monitor = patience, min_delta, monitor
-
-    def on_fit_begin(self, state: FitState) -> None:
-        self._monitor = self.monitor or state.monitor
-        self.best, self.best_epoch, self.wait = None, None, 0
-
-    def on_epoch_end(self, state: FitState) -> None:
-        row = state.history.rows[-1]
-        if self._monitor not in row:
-            raise ValueError(f"EarlyStopping monitors {self._monitor!r}, which the history lacks "
-                             f"(columns: {list(row)}).")
-        value = row[self._monitor]
-        if _improved(value, self.best, _mode(self._monitor), self.min_delta):
-            self.best, self.best_epoch, self.wait = value, state.epoch, 0
-            return
-        self.wait += 1
-        if self.wait >= self.patience and state.epoch < state.epochs:
-            state.stop = True
-            state.history.message = (f"Early stopping after epoch {state.epoch}: {self._monitor} has not "
-                                     f"improved for {self.wait} epochs (best {self.best:.4g} at epoch "
-                                     f"{self.best_epoch}).")
-
-
-class GradualUnfreezing(Callback):
-    """ULMFiT-style gradual unfreezing: start from whatever is trainable, and unfreeze one more
-    stage, from the head downwards, every `every` epochs (at the start of epochs 1+every,
-    1+2*every, ...) or at the start of each epoch in `at_epochs` (1-based).
-
-    `order` lists the stages in the order to unfreeze them (default: the stages of
-    `ftlib.models.stages(model)` from the head down); stages already fully trainable are
-    skipped. Unfreezing is `ftlib.freeze.unfreeze(model, only=stage)`: `requires_grad` goes
-    back on and BatchNorm layers held in eval mode by `freeze` follow the model's mode again.
-    The optimizer must already hold the frozen
-    parameters: build it with `param_groups(model, lr, include_frozen=True)`; fit checks this.
-    `.unfrozen` records `(epoch, stage)` pairs. Used in lesson 07.
-    """
-
-    def __init__(self, order: Sequence[str] | None = None, every: int = 1,
-                 at_epochs: Iterable[int] | None = None) -> None:
-        if every < 1:
-            raise ValueError(f"every must be at least 1 epoch, got {every}")
-        self.order = list(order) if order is not None else None
-        self.every = every
-        self.at_epochs = set(at_epochs) if at_epochs is not None else None
-        self.unfrozen: list[tuple[int, str]] = []
-
-    def on_fit_begin(self, state: FitState) -> None:
-        self._stages = stages(state.model)
-        order = self.order if self.order is not None else list(reversed(self._stages))
-        unknown = [name for name in order if name not in self._stages]
-        if unknown:
-            raise ValueError(f"unknown stages {unknown}; the model's stages are {list(self._stages)}")
-        self._pending = [n for n in order if any(not p.requires_grad for p in self._stages[n].parameters())]
-        in_optimizer = {id(p) for group in state.optimizer.param_groups for p in group["params"]}
-        missing = [n for n in self._pending
-                   if any(id(p) not in in_optimizer for p in self._stages[n].parameters())]
-        if missing:
-            raise ValueError(f"stages {missing} are frozen and not in the optimizer, so unfreezing them "
-                             "would not train them. Build the optimizer with "
-                             "param_groups(model, lr, include_frozen=True).")
-        self.unfrozen = []
-
-    def _due(self, epoch: int) -> bool:
-        if self.at_epochs is not None:
-            return epoch in self.at_epochs
-        return epoch > 1 and (epoch - 1) % self.every == 0
-
-    def on_epoch_begin(self, state: FitState) -> None:
-        if self._pending and self._due(state.epoch):
-            name = self._pending.pop(0)
-            unfreeze(state.model, only=name)  # also releases BatchNorm held in eval by freeze()
-            self.unfrozen.append((state.epoch, name))
-
-
-class LivePlot(Callback):
-    """Redraws the history plot in the notebook after each epoch (quiet under CI).
-    `fit(..., live_plot=True)` adds it. Used in lessons 05 and 06."""
-
-    def on_fit_begin(self, state: FitState) -> None:
-        self._handle = None
-
-    def on_epoch_end(self, state: FitState) -> None:
-        if is_quiet():
-            return
-        from IPython import display
-
-        fig = state.history.plot()
-        if self._handle is None:
-            self._handle = display.display(fig, display_id=True)
-        else:
-            self._handle.update(fig)
-
-
-# --------------------------------------------------------------------------------------------
-# Precision: AMP, channels_last, the CPU fast path
-# --------------------------------------------------------------------------------------------
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes in bfloat16 natively (x86 flags `avx512_bf16` or `amx_bf16`
-    in /proc/cpuinfo). Detected, never assumed: False on other systems, where bf16 would be
-    emulated and slower than fp32. Used by `fit(fast=...)` and lesson 00."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def _cpu_fast_path(fast: bool | str) -> bool:
-    if fast is False:
-        return False
-    native = cpu_has_native_bf16()
-    if fast is True and not native:
-        warnings.warn("fast=True: this CPU has no native bf16 (avx512_bf16 / amx_bf16), "
-                      "so training stays in fp32.", stacklevel=5)
-    return native
-
-
-def _precision(device: torch.device, amp: bool | str, channels_last: bool | str,
-               fast: bool | str) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, channels_last) for this device and these settings."""
-    for name, value in (("amp", amp), ("channels_last", channels_last), ("fast", fast)):
-        if value not in ("auto", True, False):
-            raise ValueError(f"{name} must be 'auto', True or False, got {value!r}")
-    if device.type == "cuda":
-        return (torch.float16 if amp in ("auto", True) else None), channels_last in ("auto", True)
-    if device.type != "cpu":
-        return None, channels_last is True
-    use_fast = _cpu_fast_path(fast)
-    dtype = torch.bfloat16 if (amp is True or (use_fast and amp == "auto")) else None
-    return dtype, channels_last is True or (channels_last == "auto" and use_fast)
 
 
 @dataclass
@@ -318,12 +139,8 @@ class _Setup:
     channels_last: bool
     scaler: torch.amp.GradScaler | None
     step_mode: str | None
-    progress: bool
+    quiet: bool
     first_loss: float | None = None
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,9 +162,9 @@ def _step_mode(scheduler, optimizer: torch.optim.Optimizer, scheduler_step: str,
     if isinstance(scheduler, ReduceLROnPlateau):
         if mode == "batch":
             raise ValueError("ReduceLROnPlateau steps once per epoch, with the monitored value.")
-        if scheduler.mode != _mode(monitor):
+        if scheduler.mode != monitor_mode(monitor):
             raise ValueError(f"ReduceLROnPlateau(mode={scheduler.mode!r}) but fit monitors {monitor}: "
-                             f"use mode={_mode(monitor)!r}.")
+                             f"use mode={monitor_mode(monitor)!r}.")
     if isinstance(scheduler, OneCycleLR) and mode == "batch" and steps is not None \
             and scheduler.last_epoch + steps > scheduler.total_steps:
         raise ValueError(f"OneCycleLR has {scheduler.total_steps - scheduler.last_epoch} steps left but "
@@ -435,11 +252,11 @@ def evaluate_loss_acc(model: nn.Module, loader: Iterable, loss_fn: Callable | No
     are not class indices. The model is moved to `device` (default `get_device()`) and left
     in eval mode. Used by `fit` for validation, and in lessons 02-07.
     """
-    device = torch.device(device) if device is not None else get_device()
+    device = resolve_device(device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     model.to(device).eval()
     totals = _Totals()
-    with torch.no_grad(), _autocast(device, autocast_dtype):
+    with torch.no_grad(), autocast(device, autocast_dtype):
         for batch in loader:
             x, y = _to_device(batch, device, channels_last)
             out = model(x)
@@ -450,7 +267,7 @@ def evaluate_loss_acc(model: nn.Module, loader: Iterable, loss_fn: Callable | No
 def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
                 optimizer: torch.optim.Optimizer, setup: _Setup) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward, backward, optimizer step; returns (loss, logits)."""
-    with _autocast(setup.device, setup.autocast_dtype):
+    with autocast(setup.device, setup.autocast_dtype):
         out = model(x)
         loss = loss_fn(out, y)
     optimizer.zero_grad(set_to_none=True)
@@ -469,7 +286,7 @@ def _train_epoch(state: FitState, loader: Iterable, loss_fn: Callable, setup: _S
     """One pass over `loader`; returns (mean train loss per sample, train accuracy)."""
     state.model.train()
     totals = _Totals()
-    batches = progress(loader, desc=f"epoch {state.epoch}") if setup.progress else loader
+    batches = progress(loader, desc=f"epoch {state.epoch}") if not setup.quiet else loader
     for i, batch in enumerate(batches):
         x, y = _to_device(batch, setup.device, setup.channels_last)
         loss, out = _train_step(state.model, x, y, loss_fn, state.optimizer, setup)
@@ -477,7 +294,7 @@ def _train_epoch(state: FitState, loader: Iterable, loss_fn: Callable, setup: _S
             state.scheduler.step()
         state.batch, state.loss = i, loss.detach()
         totals.add(state.loss, out.detach(), y)
-        _call(callbacks, "on_batch_end", state)
+        call_hook(callbacks, "on_batch_end", state)
         if setup.first_loss is None:
             setup.first_loss = state.loss.item()  # the reference for divergence: one sync per fit
         if (i + 1) % CHECK_EVERY == 0:
@@ -537,7 +354,7 @@ class _Best:
     weights: dict | None = None
 
     def update(self, model: nn.Module, row: dict, monitor: str) -> None:
-        if _improved(row[monitor], self.value, _mode(monitor)):
+        if improved(row[monitor], self.value, monitor_mode(monitor)):
             self.value, self.epoch = row[monitor], row["epoch"]
             if self.keep_weights:
                 self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -582,19 +399,19 @@ def _epoch_row(state: FitState, train_loader: Iterable, val_loader: Iterable | N
 
 def _run_epochs(state: FitState, train_loader: Iterable, val_loader: Iterable | None, loss_fn: Callable,
                 setup: _Setup, callbacks: Sequence[Callback], best: _Best) -> None:
-    bar = progress(total=state.epochs, desc="fit", leave=True) if setup.progress else None
+    bar = progress(total=state.epochs, desc="fit", leave=True) if not setup.quiet else None
     try:
-        _call(callbacks, "on_fit_begin", state)
+        call_hook(callbacks, "on_fit_begin", state)
         _check_trainable(state.model, state.optimizer)
         for epoch in range(1, state.epochs + 1):
             state.epoch = epoch
-            _call(callbacks, "on_epoch_begin", state)
+            call_hook(callbacks, "on_epoch_begin", state)
             row = _epoch_row(state, train_loader, val_loader, loss_fn, setup, callbacks)
             state.history.rows.append(row)
             best.update(state.model, row, state.monitor)
             state.history.best_epoch = best.epoch
             _scheduler_epoch_step(state, setup.step_mode, row)
-            _call(callbacks, "on_epoch_end", state)
+            call_hook(callbacks, "on_epoch_end", state)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{row[k]:.4g}" for k in MONITORS if k in row})
@@ -609,7 +426,7 @@ def _run_epochs(state: FitState, train_loader: Iterable, val_loader: Iterable | 
 def _finish(state: FitState, best: _Best, callbacks: Sequence[Callback], announce: bool) -> None:
     """Restore the best weights if kept, run on_fit_end, print how training ended."""
     best.restore(state.model, state.history)
-    _call(callbacks, "on_fit_end", state)
+    call_hook(callbacks, "on_fit_end", state)
     state.model.eval()
     if announce and state.history.message:
         print(state.history.message)
@@ -617,9 +434,9 @@ def _finish(state: FitState, best: _Best, callbacks: Sequence[Callback], announc
 
 def _make_setup(model: nn.Module, device: torch.device, optimizer: torch.optim.Optimizer, scheduler,
                 scheduler_step: str, epochs: int, train_loader: Iterable, monitor: str,
-                amp: bool | str, channels_last: bool | str, fast: bool | str, show_progress: bool) -> _Setup:
+                precision: str | Precision, quiet: bool) -> _Setup:
     """Check the scheduler, choose the precision, move the model (weights untouched)."""
-    dtype, use_channels_last = _precision(device, amp, channels_last, fast)
+    dtype, use_channels_last = resolve_precision(device, precision)
     try:
         steps = epochs * len(train_loader)
     except TypeError:  # an iterable without a length
@@ -629,54 +446,47 @@ def _make_setup(model: nn.Module, device: torch.device, optimizer: torch.optim.O
     model.to(device)
     if use_channels_last:
         model.to(memory_format=torch.channels_last)
-    return _Setup(device, dtype, use_channels_last, scaler, mode, show_progress)
+    return _Setup(device, dtype, use_channels_last, scaler, mode, quiet)
+
+
+def _callbacks(callbacks: Sequence[Callback] | Callback, stopping: Stopping, live_plot: bool) -> list[Callback]:
+    given = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
+    return [*given, *([EarlyStopping(stopping.patience)] if stopping.patience else []),
+            *([LivePlot()] if live_plot else [])]
 
 
 def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None, epochs: int,
-        optimizer: torch.optim.Optimizer, scheduler=None, *, loss_fn: Callable | None = None,
-        device: torch.device | str | None = None, callbacks: Sequence[Callback] = (),
-        scheduler_step: str = "auto", early_stopping: int | None = None, restore_best: bool = False,
-        monitor: str = "val_loss", amp: bool | str = "auto", channels_last: bool | str = "auto",
-        fast: bool | str = False, on_nan: str = "raise", progress: bool = True,
-        live_plot: bool = False) -> History:
+        optimizer: torch.optim.Optimizer, scheduler=None, *, scheduler_step: str = "auto",
+        loss_fn: Callable | None = None, device: torch.device | str | None = None,
+        callbacks: Sequence[Callback] = (), stopping: Stopping = Stopping(),
+        precision: str | Precision = "auto", quiet: bool = False, live_plot: bool = False) -> History:
     """Train `model` for `epochs` epochs and return its `History` (one row per epoch).
 
     Loaders yield `(inputs, targets)`: float images (N, C, H, W) and int64 labels (N,);
     `loss_fn` returns the batch mean (default cross-entropy). The model moves to `device`
-    (default `get_device()`) and is never re-initialised; on return it is in eval mode.
+    (None: `get_device()`) and is never re-initialised; on return it is in eval mode.
 
     - `scheduler`: stepped per batch for OneCycleLR/CyclicLR, per epoch otherwise
       (ReduceLROnPlateau gets the monitored value); `scheduler_step` forces "batch"/"epoch".
-    - `monitor`: the column that decides the best epoch ("val_loss", "val_acc", "train_loss",
-      "train_acc"); without `val_loader`, "val_x" becomes "train_x".
-    - `early_stopping=k` stops after k epochs without improvement; `restore_best=True` puts
-      back the best epoch's weights at the end (also after an interrupt or a divergence).
-    - `amp`, `channels_last`: "auto" means fp16 autocast + GradScaler and channels_last on
-      CUDA only. `fast=True` (or "auto") turns on the CPU fast path, bf16 autocast +
-      channels_last, where `cpu_has_native_bf16()`; it is off by default.
-    - `on_nan="raise"` raises `TrainingDiverged` (with `.history`) when the loss becomes
-      NaN/inf or exceeds DIVERGE_FACTOR x the first batch's loss; `"stop"` prints the
-      message, sets `history.diverged` and returns.
+    - `stopping`: the monitored column, early stopping, restoring the best weights and what
+      a NaN loss does (`Stopping`; by default: monitor val_loss, no early stop, raise).
+    - `precision`: "auto" (fp16 AMP + channels_last on CUDA, fp32 on a CPU), "fast" (also
+      the bf16 CPU fast path where the CPU has native bf16), "fp32", or a `Precision`.
+    - `quiet=True` silences fit entirely: no progress bars and no closing line (CI is
+      always quiet). `live_plot=True` redraws the curves after each epoch.
     - The stop button (KeyboardInterrupt) ends training: the finished epochs are returned,
       with `history.interrupted` set.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
-    if on_nan not in ("raise", "stop"):
-        raise ValueError(f"on_nan must be 'raise' or 'stop', got {on_nan!r}")
-    if monitor not in MONITORS:
-        raise ValueError(f"monitor must be one of {MONITORS}, got {monitor!r}")
-    if val_loader is None:
-        monitor = monitor.replace("val_", "train_")
-    device = torch.device(device) if device is not None else get_device()
+    monitor = stopping.monitor if val_loader is not None else stopping.monitor.replace("val_", "train_")
+    device = resolve_device(device)
     setup = _make_setup(model, device, optimizer, scheduler, scheduler_step, epochs, train_loader,
-                        monitor, amp, channels_last, fast, progress)
+                        monitor, precision, quiet)
     history = History(monitor=monitor)
     state = FitState(model, optimizer, history, scheduler, epochs, monitor)
-    callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks)
-    callbacks = [*callbacks, *([EarlyStopping(early_stopping)] if early_stopping else []),
-                 *([LivePlot()] if live_plot else [])]
-    best = _Best(keep_weights=restore_best)
+    callbacks = _callbacks(callbacks, stopping, live_plot)
+    best = _Best(keep_weights=stopping.restore_best)
     try:
         _run_epochs(state, train_loader, val_loader, loss_fn or nn.CrossEntropyLoss(), setup, callbacks, best)
     except KeyboardInterrupt:
@@ -684,8 +494,8 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None, e
         history.message = f"Interrupted in epoch {state.epoch}: kept the {len(history.rows)} finished epochs."
     except TrainingDiverged as error:
         history.diverged, history.message, error.history = True, str(error), history
-        if on_nan == "raise":
+        if stopping.on_nan == "raise":
             _finish(state, best, callbacks, announce=False)
             raise
-    _finish(state, best, callbacks, announce=True)
+    _finish(state, best, callbacks, announce=not setup.quiet)
     return history

@@ -36,12 +36,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import in_notebook, is_quiet
-from .device import get_device, seed_everything
+from .device import resolve_device, seed_everything
 from .freeze import count_parameters, freeze, unfreeze
 from .models import stages
 from .plots import plot_freeze_diagram
 from .timing import throughput
-from .train import History, fit
+from .train import History, Stopping, fit
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -190,7 +190,7 @@ def measure_seconds_per_image(model: nn.Module, *, image_size: int = 64, batch_s
     head frozen; then fit `calibrate_seconds` through them. Works on a copy: `model` is not
     touched. About 2-4 s for a ResNet-18 at 64 px on a 2-core CPU. Used by `freeze_table`.
     """
-    device = torch.device(device) if device is not None else get_device()
+    device = resolve_device(device)
     flops = training_flops(model, image_size)
     probe = copy.deepcopy(model)
     measured = {}
@@ -385,7 +385,8 @@ def lr_sweep(make_model: Callable[[], nn.Module], train_loader, val_loader, lrs:
 
     For each lr in `lrs`: `seed_everything(seed)` (so every run starts from the same random
     head), `model = make_model()`, then `ftlib.fit(model, train_loader, val_loader, epochs,
-    make_optimizer(model, lr, optimizer), progress=False, on_nan="stop", **fit_kwargs)`.
+    make_optimizer(model, lr, optimizer), quiet=True, stopping=Stopping(on_nan="stop"),
+    **fit_kwargs)`.
     A run whose loss diverges stops early (`history.diverged`, fewer rows). Returns
     {lr: History}, in the order of `lrs`. `make_model` must build a new model each call
     (its own weights are then never touched). Used by `lr_explorer` (lesson 05).
@@ -401,7 +402,7 @@ def lr_sweep(make_model: Callable[[], nn.Module], train_loader, val_loader, lrs:
         seed_everything(seed)
         model = _fresh_model(make_model, previous)
         opt = make_optimizer(model, float(lr), optimizer)
-        kwargs = {"progress": False, "on_nan": "stop", **(fit_kwargs or {})}
+        kwargs = {"quiet": True, "stopping": Stopping(on_nan="stop"), **(fit_kwargs or {})}
         results[float(lr)] = fit(model, train_loader, val_loader, epochs, opt, device=device, **kwargs)
         previous = model
     return results

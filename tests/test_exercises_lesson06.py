@@ -134,7 +134,8 @@ def test_q3_typical_wrong_answers(answer, message):
 
 def test_q3_matches_ftlib_early_stopping():
     """The checker's reading agrees with ftlib.train.EarlyStopping on the same losses."""
-    from ftlib.train import EarlyStopping, FitState, History
+    from ftlib.callbacks import EarlyStopping, FitState
+    from ftlib.train import History
     stopper, history = EarlyStopping(patience=3), History()
     state = FitState(model=nn.Linear(1, 1), optimizer=None, history=history, epochs=len(E.EARLY_STOP_VAL_LOSSES))
     stopper.on_fit_begin(state)

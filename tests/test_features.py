@@ -171,3 +171,40 @@ def test_without_head_of_a_sequential_drops_the_last_stage():
     assert [name for name, _ in backbone.named_children()] == ["stem", "block1", "block2"]
     features, _ = extract_features(backbone, DataLoader(toy_data(n=4), batch_size=4))
     assert features.shape == (4, 16)
+
+
+# ---------------------------------------------------------------- the linear probe
+
+def _probe_data(classes: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(240, 12, generator=g) * 4 + 2
+    y = (x[:, :classes - 1] > 2).sum(1) if classes > 2 else (x[:, 0] + x[:, 1] > 4).long()
+    return x, y.long()
+
+
+@pytest.mark.parametrize("classes, standardize", [(2, True), (3, True), (3, False)])
+def test_linear_probe_matches_sklearn_on_raw_features(classes, standardize):
+    from sklearn.linear_model import LogisticRegression
+
+    from ftlib.features import linear_probe
+
+    x, y = _probe_data(classes)
+    mean, std = (x.mean(0), x.std(0)) if standardize else (torch.zeros(12), torch.ones(12))
+    reference = LogisticRegression(max_iter=2000).fit(((x - mean) / std).numpy(), y.numpy())
+    head = linear_probe(x, y, standardize=standardize)
+    assert isinstance(head, nn.Linear) and head.out_features == max(classes, 2)
+    want = torch.tensor(reference.predict_proba(((x - mean) / std).numpy()), dtype=torch.float32)
+    with torch.no_grad():
+        got = head(x).softmax(1)
+    assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_probe_accuracy_is_the_test_fraction_and_survives_non_finite_features():
+    from ftlib.features import probe_accuracy
+
+    x, y = _probe_data(3)
+    acc = probe_accuracy((x[:160], y[:160]), (x[160:], y[160:]))
+    assert 0.8 < acc <= 1.0
+    broken = x.clone()
+    broken[:5] = float("nan")
+    assert 0.0 <= probe_accuracy((broken[:160], y[:160]), (broken[160:], y[160:])) <= 1.0

@@ -16,8 +16,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ftlib.optim import param_groups
-from ftlib.train import (Callback, EarlyStopping, GradualUnfreezing, History, TrainingDiverged,
-                         cpu_has_native_bf16, evaluate_loss_acc, fit)
+from ftlib.callbacks import Callback, EarlyStopping, GradualUnfreezing
+from ftlib.precision import Precision, cpu_has_native_bf16
+from ftlib.train import History, Stopping, TrainingDiverged, evaluate_loss_acc, fit
 
 
 def tiny_model(seed: int = 0) -> nn.Sequential:
@@ -62,7 +63,7 @@ class Snapshots(Callback):
                                        if all(p.requires_grad for p in m.parameters())]
 
 
-QUIET = dict(device="cpu", progress=False)
+QUIET = dict(device="cpu", quiet=True)
 
 
 # ------------------------------------------------------------------ metrics over samples
@@ -178,7 +179,7 @@ def test_reduce_on_plateau_gets_the_monitored_value():
     assert [r["lr"]["group0"] for r in history.rows] == pytest.approx([1e-12, 1e-12, 0.5e-12])
     wrong_mode = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min")
     with pytest.raises(ValueError, match="mode='max'"):
-        fit(model, loader(x, y), loader(x, y), 1, optimizer, wrong_mode, monitor="val_acc", **QUIET)
+        fit(model, loader(x, y), loader(x, y), 1, optimizer, wrong_mode, stopping=Stopping(monitor="val_acc"), **QUIET)
 
 
 # ------------------------------------------------------------------ early stopping, best weights
@@ -190,7 +191,7 @@ def test_early_stopping_and_best_weight_restore():
     snaps = Snapshots()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     history = fit(model, loader(x, y), loader(x, wrong), 20, optimizer, callbacks=[snaps],
-                  early_stopping=2, restore_best=True, **QUIET)
+                  stopping=Stopping(patience=2, restore_best=True), **QUIET)
     val = history["val_loss"]
     best = 1 + min(range(len(val)), key=lambda i: val[i])
     # plain re-implementation of patience 2: stop once 2 epochs in a row fail to beat the best
@@ -233,10 +234,21 @@ def test_nan_inputs_are_named_and_on_nan_stop_returns(capsys):
     x[13, 1, 2, 3] = math.nan
     model = tiny_model()
     history = fit(model, loader(x, y), None, 3, torch.optim.SGD(model.parameters(), lr=0.01),
-                  on_nan="stop", **QUIET)
+                  stopping=Stopping(on_nan="stop"), device="cpu")  # not quiet: it says why it stopped
     assert history.diverged and len(history) == 0
     assert "inputs contain NaN" in history.message
     assert "inputs contain NaN" in capsys.readouterr().out
+
+
+def test_quiet_fit_prints_nothing(capsys):
+    x, y = tiny_data()
+    x[13, 1, 2, 3] = math.nan
+    model = tiny_model()
+    history = fit(model, loader(x, y), None, 3, torch.optim.SGD(model.parameters(), lr=0.01),
+                  stopping=Stopping(on_nan="stop"), **QUIET)
+    assert history.diverged and "inputs contain NaN" in history.message
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
 
 
 def test_divergence_restores_best_weights_when_asked():
@@ -251,7 +263,7 @@ def test_divergence_restores_best_weights_when_asked():
                 state.optimizer.param_groups[0]["lr"] = 1e8
 
     history = fit(model, loader(x, y), loader(x, y), 5, optimizer, callbacks=[snaps, Explode()],
-                  on_nan="stop", restore_best=True, **QUIET)
+                  stopping=Stopping(on_nan="stop", restore_best=True), **QUIET)
     assert history.diverged and len(history) == 2
     assert same(snaps.weights[history.best_epoch], weights(model))
     assert all(torch.isfinite(v.float()).all() for v in model.state_dict().values())
@@ -273,7 +285,8 @@ def test_interrupt_from_a_callback_keeps_history_and_best_weights(capsys):
     model = tiny_model()
     snaps = Snapshots()
     history = fit(model, loader(x, y), loader(x, y), 5, torch.optim.SGD(model.parameters(), lr=0.05),
-                  callbacks=[snaps, StopButton(3, 1)], restore_best=True, **QUIET)
+                  callbacks=[snaps, StopButton(3, 1)], stopping=Stopping(restore_best=True),
+                  device="cpu")  # not quiet: it says where it stopped
     assert history.interrupted and len(history) == 2
     assert same(snaps.weights[history.best_epoch], weights(model))
     assert "Interrupted in epoch 3" in capsys.readouterr().out
@@ -404,15 +417,15 @@ def test_cpu_fast_path_is_bf16_only_where_detected():
     probe = RecordDtype()
     model.add_module("probe", probe)  # sees the head's output
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    fit(model, loader(x, y), None, 1, optimizer, fast=False, **QUIET)
+    fit(model, loader(x, y), None, 1, optimizer, precision="auto", **QUIET)
     assert set(probe.seen) == {torch.float32}
     probe.seen.clear()
     if cpu_has_native_bf16():
-        fit(model, loader(x, y), None, 1, optimizer, fast=True, **QUIET)
+        fit(model, loader(x, y), None, 1, optimizer, precision=Precision(fast=True), **QUIET)
         assert set(probe.seen) == {torch.bfloat16}
     else:
         with pytest.warns(UserWarning, match="no native bf16"):
-            fit(model, loader(x, y), None, 1, optimizer, fast=True, **QUIET)
+            fit(model, loader(x, y), None, 1, optimizer, precision=Precision(fast=True), **QUIET)
         assert set(probe.seen) == {torch.float32}
     assert isinstance(cpu_has_native_bf16(), bool)
 
@@ -424,3 +437,35 @@ def test_history_plot():
     history = fit(model, loader(x, y), loader(x, y), 2, torch.optim.SGD(model.parameters(), lr=0.05), **QUIET)
     fig = history.plot()
     assert len(fig.axes) >= 1
+
+
+# ------------------------------------------------------------------ one loader iterator per epoch
+
+class CountingLoader:
+    """A DataLoader that counts how many iterators are started on it."""
+
+    def __init__(self, x, y, seed):
+        self.loader = DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True,
+                                 generator=torch.Generator().manual_seed(seed))
+        self.iterators = 0
+
+    def __iter__(self):
+        self.iterators += 1
+        return iter(self.loader)
+
+    def __len__(self):
+        return len(self.loader)
+
+
+@pytest.mark.parametrize("bars", [True, False])
+def test_one_loader_iterator_per_epoch_with_bars_on_and_off(bars, monkeypatch):
+    for name in ("CI", "FTLIB_QUIET"):
+        monkeypatch.delenv(name, raising=False)
+    if not bars:
+        monkeypatch.setenv("FTLIB_QUIET", "1")
+    x, y = tiny_data()
+    train, val = CountingLoader(x, y, 0), CountingLoader(x, y, 1)
+    model = tiny_model()
+    fit(model, train, val, 3, torch.optim.SGD(model.parameters(), lr=0.05), device="cpu")
+    assert train.iterators == 3 and val.iterators == 3
+

@@ -12,7 +12,7 @@ sides alternate (A, B, A, B, ...) and the median of each side is used.
 | `prefix_cache_speedup`     | per-epoch time, stages up to layer2 frozen: plain / prefix-cached |
 | `prefix_cache_flop_ceiling` | the same ratio counted in FLOPs: the most caching can give     |
 | `..._layer3`               | the same two, with stem..layer3 frozen (4 of 6 stages)          |
-| `cpu_fast_path_speedup`    | throughput of `fit(fast=True)` / a plain fp32 loop              |
+| `cpu_fast_path_speedup`    | throughput of `fit(precision="fast")` / a plain fp32 loop       |
 | `achieved_gflops_ratio`    | training GFLOP/s of `fit` (fp32) / fp32 matmul GFLOP/s          |
 | `transfer`                 | per stand-in, mean of 3 seeds: scratch, linear-probe and fine-tune |
 |                            | accuracy, chance, each seed's gain, the probe of each stage's output |
@@ -45,7 +45,8 @@ from ..features import cache_activations, extract_features, split_model, without
 from ..freeze import freeze, unfreeze
 from ..metrics import accuracy
 from ..pretrained import load_model
-from ..train import cpu_has_native_bf16, fit
+from ..precision import Precision, cpu_has_native_bf16
+from ..train import fit
 
 __all__ = ["run", "main", "SIZES", "TARGETS"]
 
@@ -59,7 +60,7 @@ SIZES = {
 TARGETS = {"fit_vs_bare_loop": 0.95, "cached_probe_speedup": 10.0, "cached_probe_acc_delta": 0.01,
            "prefix_cache_speedup": 2.0, "cpu_fast_path_speedup": 1.7}
 TRANSFER_GAIN_TARGET = 0.10  # issue 4: fine-tuning the offline backbone beats scratch by >= 10 points
-QUIET = dict(progress=False, device="cpu")
+QUIET = dict(quiet=True, device="cpu")
 PROBE_LR = 1e-2  # Adam: the pooled features are large and unnormalised; SGD at 0.05 diverges on them
 
 
@@ -118,7 +119,7 @@ def _resnet(classes: int) -> nn.Module:
 
 
 def bench_fit_overhead(cfg: dict) -> dict:
-    """`fit` vs the bare loop, fp32 on both sides; also `fit(fast=True)` vs the bare fp32 loop,
+    """`fit` vs the bare loop, fp32 on both sides; also `fit(precision="fast")` vs the bare fp32 loop,
     at the workload's batch size and at 32.
 
     The fast path gains more with larger batches: autocast makes the bf16 copies of the
@@ -126,12 +127,12 @@ def bench_fit_overhead(cfg: dict) -> dict:
     """
     x, y = _data(cfg["n_train"], cfg["size"], 10, seed=0)
     model = _resnet(10)
-    fast_model = copy.deepcopy(model)  # fit(fast=True) turns its model channels_last: keep the two apart
+    fast_model = copy.deepcopy(model)  # the fast path turns its model channels_last: keep the two apart
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     fast_opt = torch.optim.SGD(fast_model.parameters(), lr=0.01, momentum=0.9)
     loader = _loader(x, y, cfg["batch"])
     bare = lambda: _timed(lambda: _bare_epoch(model, loader, opt))  # noqa: E731
-    plain = lambda: _timed(lambda: fit(model, loader, None, 1, opt, fast=False, **QUIET))  # noqa: E731
+    plain = lambda: _timed(lambda: fit(model, loader, None, 1, opt, precision="auto", **QUIET))  # noqa: E731
     t_bare, t_fit = _alternate(bare, plain, cfg["repeats"])
     out = {"fit_vs_bare_loop": t_bare / t_fit, "bare_img_s": len(x) / t_bare, "fit_img_s": len(x) / t_fit}
     if not cpu_has_native_bf16():
@@ -140,7 +141,7 @@ def bench_fit_overhead(cfg: dict) -> dict:
     for batch in sorted({cfg["batch"], 32}, reverse=True):
         batches = _loader(x, y, batch)
         bare = lambda: _timed(lambda: _bare_epoch(model, batches, opt))  # noqa: E731
-        fast = lambda: _timed(lambda: fit(fast_model, batches, None, 1, fast_opt, fast=True, **QUIET))  # noqa: E731
+        fast = lambda: _timed(lambda: fit(fast_model, batches, None, 1, fast_opt, precision=Precision(fast=True), **QUIET))  # noqa: E731
         t_bare, t_fast = _alternate(bare, fast, cfg["repeats"])
         by_batch[batch] = t_bare / t_fast
         if batch == cfg["batch"]:
@@ -157,7 +158,8 @@ def _fast_path_accuracy(cfg: dict) -> dict:
         torch.manual_seed(0)
         model = _pretrained_backbone(10)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        fit(model, _loader(x, y, min(cfg["batch"], 32), seed=0), None, cfg["epochs"], opt, fast=fast, **QUIET)
+        fit(model, _loader(x, y, min(cfg["batch"], 32), seed=0), None, cfg["epochs"], opt,
+            precision=Precision(fast=fast), **QUIET)
         with torch.no_grad():
             accs[fast] = accuracy(model.eval()(xt), yt)
     return {"fp32_acc": accs[False], "fast_acc": accs[True], "fast_path_acc_delta": abs(accs[True] - accs[False])}

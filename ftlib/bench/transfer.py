@@ -33,7 +33,7 @@ from ..models import stages
 from ..pretrained import load_model
 from ..progress import progress
 from ..course.standins import make_standin
-from ..train import cpu_has_native_bf16
+from ..precision import cpu_has_native_bf16
 
 PROBE_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 

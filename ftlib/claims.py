@@ -1,0 +1,66 @@
+"""`claim`: the one way a lesson checks what its text says.
+
+Every lesson backs its statements with a run and checks them with
+
+    >>> ftlib.claim(acc_pretrained > acc_scratch,
+    ...             "the pretrained backbone beats scratch at 10 labels per class",
+    ...             measured=f"pretrained {acc_pretrained:.3f}, scratch {acc_scratch:.3f}",
+    ...             causes="another seed or data set; the quick budget's few steps")
+
+In a strict run (`FTLIB_STRICT=1`: the test suite, nbval, CI; see `ftlib.config.is_strict`)
+a claim the run does not show raises `ClaimNotShown`, an AssertionError, so the test fails as
+an `assert` would. In a student's run it shows what was measured, says plainly that this run
+did not show the claim and what can cause that, and returns False: the notebook goes on.
+"""
+
+from __future__ import annotations
+
+from .config import in_notebook, is_strict
+
+__all__ = ["claim", "ClaimNotShown"]
+
+
+class ClaimNotShown(AssertionError):
+    """A lesson's claim that this run did not show (raised in strict runs only)."""
+
+
+def _explain(message: str, measured: str | None, causes: str | None) -> str:
+    lines = [f"This run did not show the claim: {message}."]
+    if measured:
+        lines.append(f"Measured: {measured}.")
+    lines.append(f"What can cause this: {causes}." if causes else
+                 "What can cause this: another seed, data set or machine, or a budget too small "
+                 "to show the effect steadily.")
+    lines.append("The notebook goes on; the text above describes what the course's own runs show.")
+    return "\n".join(lines)
+
+
+def _show(text: str) -> None:
+    if in_notebook():
+        from IPython.display import Markdown, display
+
+        first, *rest = text.splitlines()
+        display(Markdown(f"**Not shown in this run.** {first}\n\n" + "\n\n".join(rest)))
+    else:
+        print(text)
+
+
+def claim(condition: object, message: str, *, measured: str | None = None,
+          causes: str | None = None) -> bool:
+    """Check a lesson's claim; True when `condition` holds.
+
+    message: the claim, stated positively ("freezing costs more skill on the far data set").
+    measured: the numbers behind it, shown when the run does not show the claim.
+    causes: what can make a run not show it (seeds, budget, the real data instead of the
+    stand-ins), in words a student understands.
+
+    Strict runs (`FTLIB_STRICT=1`) raise `ClaimNotShown`; other runs display the
+    explanation and return False. Used in every lesson.
+    """
+    if bool(condition):
+        return True
+    text = _explain(message, measured, causes)
+    if is_strict():
+        raise ClaimNotShown("claim broken: " + text)
+    _show(text)
+    return False
