@@ -14,7 +14,7 @@ PYTEST_ARGS   ?=
 # Free disk a fresh .venv needs (PyTorch with its CUDA libraries: about 6 GB); 0 skips the check.
 MIN_FREE_GB   ?= 6.5
 
-.PHONY: install lab test unit notebooks doctor bench fetch clean
+.PHONY: install lab test unit notebooks doctor bench times fetch clean
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ doctor: install
 
 bench: install
 	$(BIN)/python -m ftlib.bench --quick --json bench.json
+
+# Runs every lesson on the quick budget, offline, and writes the measured times into
+# ftlib/course/lesson_times.json and the README (about 6 minutes on 2 CPU cores).
+times: install
+	$(BIN)/python -m ftlib.bench.lesson_times --write
 
 fetch: install
 	$(BIN)/python -m data_scripts.fetch --all

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from torch import nn
 from torchvision import models as tvm
 
-__all__ = ["stages", "stage_names", "family", "ARCHS", "replace_head", "check_num_classes"]
+__all__ = ["stages", "stage_names", "family", "ARCHS", "replace_head", "classifier_path", "check_num_classes"]
 
 
 def family(model: nn.Module) -> str:
@@ -111,15 +111,27 @@ def check_num_classes(num_classes: int) -> None:
                          f"not {num_classes!r}.")
 
 
-def _classifier_slot(model: nn.Module) -> tuple[nn.Module, str]:
-    """(parent module, child name) of the final classifier layer."""
+def _classifier_slot(model: nn.Module) -> tuple[nn.Module, str, str]:
+    """(parent module, child name, path as a student writes it) of the final classifier layer.
+
+    The one place that knows where each family keeps its classifier: `replace_head`, the
+    checkers' messages and `classifier_path` read it.
+    """
     if isinstance(getattr(model, "fc", None), nn.Linear):
-        return model, "fc"
-    for parent in (getattr(model, "heads", None), getattr(model, "classifier", None), model):
+        return model, "fc", "model.fc"
+    for attr in ("heads", "classifier"):
+        parent = getattr(model, attr, None)
         if isinstance(parent, nn.Sequential) and len(parent) > 0:
-            return parent, list(parent.named_children())[-1][0]
+            return parent, list(parent.named_children())[-1][0], f"model.{attr}[-1]"
+    if isinstance(model, nn.Sequential) and len(model) > 0:
+        return model, list(model.named_children())[-1][0], "the last layer (model[-1])"
     raise TypeError(f"Cannot find the classifier of {type(model).__name__}: expected `fc`, "
                     "`classifier[-1]`, `heads[-1]` or an nn.Sequential ending in nn.Linear.")
+
+
+def classifier_path(model: nn.Module) -> str:
+    """Where the final classifier layer sits, as code: "model.fc", "model.classifier[-1]", ..."""
+    return _classifier_slot(model)[2]
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
@@ -130,7 +142,7 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
     layer is on the old one's device and dtype. Returns it. Used in lessons 03 and 08.
     """
     check_num_classes(num_classes)
-    parent, name = _classifier_slot(model)
+    parent, name, _ = _classifier_slot(model)
     old = getattr(parent, name)
     if not isinstance(old, nn.Linear):
         raise TypeError(f"The last classifier layer is {type(old).__name__}, not nn.Linear.")

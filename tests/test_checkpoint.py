@@ -1,4 +1,4 @@
-"""Checkpoints: round trip, atomic writes, weights_only loading, clear errors (issue 3)."""
+"""Checkpoints: round trip, atomic writes, weights_only loading, clear errors."""
 
 from __future__ import annotations
 

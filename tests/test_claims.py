@@ -44,3 +44,34 @@ def test_the_test_suite_is_strict():
     from ftlib.config import is_strict
 
     assert is_strict()
+
+
+def _notebook(path, source: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, str(path))
+
+
+@pytest.mark.parametrize("strict, fails", [(None, True), ("0", False)])
+def test_nbval_kernels_inherit_the_strict_signal(tmp_path, strict, fails):
+    """A notebook whose claim is not shown fails under the repository's conftest.py (as CI runs
+    it), and goes on when FTLIB_STRICT=0 says otherwise."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "conftest.py", tmp_path / "conftest.py")
+    _notebook(tmp_path / "lesson.ipynb", 'import ftlib\nftlib.claim(1 > 2, "one is more than two")\nprint("went on")')
+    env = {k: v for k, v in os.environ.items() if k != "FTLIB_STRICT"}
+    if strict is not None:
+        env["FTLIB_STRICT"] = strict
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q",
+                          "-p", "no:cacheprovider", "lesson.ipynb"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert (run.returncode != 0) == fails, run.stdout[-2000:]
+    if fails:
+        assert "one is more than two" in run.stdout

@@ -1,4 +1,4 @@
-"""Config, device, seeding, progress and the doctor (issue 2)."""
+"""Config, device, seeding, progress and the doctor."""
 
 from __future__ import annotations
 

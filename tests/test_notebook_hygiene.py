@@ -1,4 +1,4 @@
-"""Every lesson notebook is committed clean and stands on its own (issue 2).
+"""Every lesson notebook is committed clean and stands on its own.
 
 nbval (in `make test`) executes each notebook top to bottom in a fresh kernel; these
 checks cover what execution cannot: committed outputs, the kernel, the Colab cell, and

@@ -1,4 +1,4 @@
-"""fit, History and the callbacks (issue 3, training)."""
+"""fit, History and the callbacks."""
 
 from __future__ import annotations
 
