@@ -117,7 +117,7 @@ def _classifier_slot(model: nn.Module) -> tuple[nn.Module, str, str]:
     The one place that knows where each family keeps its classifier: `replace_head`, the
     checkers' messages and `classifier_path` read it.
     """
-    if isinstance(getattr(model, "fc", None), nn.Linear):
+    if isinstance(getattr(model, "fc", None), nn.Module):  # ResNet (also once a student replaced it)
         return model, "fc", "model.fc"
     for attr in ("heads", "classifier"):
         parent = getattr(model, attr, None)

@@ -14,7 +14,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 from torchvision.transforms import v2
 
 from ftlib import exercises as E
-from ftlib.exercises import Incorrect
+from ftlib.exercises import Incorrect, core
 
 STAGES = ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -85,13 +85,13 @@ def test_solution_shows_the_code(capsys):
     assert "```python" in out and "OneCycleLR" in out and "max_lr=[g[\"lr\"]" in out
 
 
-def test_check_prints_correct_and_raises_on_a_wrong_answer(model, capsys):
+def test_check_prints_correct_and_verify_raises_on_a_wrong_answer(model, capsys):
     freeze_all_but(model, ("layer4", "head"))
     E.lesson04.q1.check(model)
     assert capsys.readouterr().out.startswith("**Correct.**")
     model.fc.weight.requires_grad = False
     with pytest.raises(Incorrect):
-        E.lesson04.q1.check(model)
+        E.lesson04.q1.verify(model)
     assert capsys.readouterr().out == ""
 
 
@@ -101,7 +101,7 @@ def test_incorrect_is_an_assertion_error():
 
 def test_check_with_the_wrong_arguments_says_how_to_call_it():
     with pytest.raises(TypeError, match=re.escape("ex.q3.check(n_trainable, model)")):
-        E.lesson04.q3.check(42)
+        E.lesson04.q3.verify(42)
 
 
 def test_unknown_exercise_lists_the_known_ones():
@@ -113,7 +113,7 @@ def test_unknown_exercise_lists_the_known_ones():
 def test_show_uses_markdown_display_in_a_notebook(monkeypatch):
     import IPython.display
     shown = []
-    monkeypatch.setattr(E, "in_notebook", lambda: True)
+    monkeypatch.setattr(core, "in_notebook", lambda: True)
     monkeypatch.setattr(IPython.display, "display", shown.append)
     E.show("**bold**")
     assert isinstance(shown[0], IPython.display.Markdown) and shown[0].data == "**bold**"
@@ -153,7 +153,7 @@ SETUPS = {
 def test_solution_passes_its_check(lesson, key, capsys):
     ex = SETS[lesson].exercises[key]
     ns = _run_solution(ex, SETUPS.get((lesson, key), dict)())
-    ex.check(*_answers(ex, ns))
+    assert ex.check(*_answers(ex, ns)) is True
     assert capsys.readouterr().out.startswith("**Correct.**")
 
 
@@ -165,7 +165,12 @@ def test_stage_status(model):
     freeze_all_but(model, ("layer4", "head"))
     model.layer3[0].bn1.weight.requires_grad = True
     assert E.stage_status(model) == {"stem": "frozen", "layer1": "frozen", "layer2": "frozen",
-                                     "layer3": "partial", "layer4": "trainable", "head": "trainable"}
+                                     "layer3": "partly", "layer4": "trainable", "head": "trainable"}
+
+
+def test_stage_status_is_the_one_in_ftlib_freeze():
+    from ftlib.freeze import stage_status
+    assert E.stage_status is stage_status
 
 
 def test_head_right(model):

@@ -17,7 +17,7 @@ ex = E.lesson01
 
 def fails(exercise, answer, *fragments):
     with pytest.raises(Incorrect) as info:
-        exercise.check(answer)
+        exercise.verify(answer)
     for fragment in fragments:
         assert fragment in str(info.value), str(info.value)
 
@@ -41,7 +41,7 @@ def test_stage_shapes_follow_resnet18_by_hand():
 
 
 def test_q1_right_and_wrong_stages():
-    ex.q1.check("layer3")
+    ex.q1.verify("layer3")
     fails(ex.q1, "layer4", "512 channels")
     fails(ex.q1, "layer2", "128 channels")
     fails(ex.q1, "head", "class scores")
@@ -53,13 +53,13 @@ def test_q1_leaves_the_global_rng_alone():
     torch.manual_seed(3)
     expected = torch.rand(1)
     torch.manual_seed(3)
-    ex.q1.check("layer3")
+    ex.q1.verify("layer3")
     assert torch.equal(torch.rand(1), expected)
 
 
 def test_q2_right_answer_and_typical_wrong_counts():
-    ex.q2.check(64 * 3 * 7 * 7)
-    ex.q2.check(torch.tensor(9408))
+    ex.q2.verify(64 * 3 * 7 * 7)
+    ex.q2.verify(torch.tensor(9408))
     fails(ex.q2, 64, "number of filters")
     fails(ex.q2, 3 * 7 * 7, "one filter")
     fails(ex.q2, 64 * 7 * 7, "input channels")
@@ -77,7 +77,7 @@ def test_q2_counts_the_bias_of_another_model():
 
 
 def test_q3_right_model_and_typical_wrong_ones():
-    ex.q3.check("efficientnet_b0")
+    ex.q3.verify("efficientnet_b0")
     fails(ex.q3, "mobilenet_v3_large", "cheapest in GFLOPs", "fewer")
     fails(ex.q3, "convnext_tiny", "fewer")
     fails(ex.q3, "resnet18", "69.76", "below")

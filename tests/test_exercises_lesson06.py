@@ -16,7 +16,7 @@ from ftlib.exercises import Incorrect, lesson06
 
 def fails(exercise, *answer, match: str) -> None:
     with pytest.raises(Incorrect, match=match):
-        exercise.check(*answer)
+        exercise.verify(*answer)
 
 
 # --- q1: augmentation that keeps labels -------------------------------------------------
@@ -26,7 +26,7 @@ def test_q1_right_answers_pass(capsys):
                                   v2.RandomHorizontalFlip(), v2.RandomRotation(10),
                                   v2.ColorJitter(0.3, 0.3, 0.3)]))
     assert "Correct" in capsys.readouterr().out
-    lesson06.q1.check(v2.Compose([v2.RandomHorizontalFlip(p=0.5)]))  # minimal but valid
+    lesson06.q1.verify(v2.Compose([v2.RandomHorizontalFlip(p=0.5)]))  # minimal but valid
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -45,14 +45,14 @@ def test_q1_size_randomness_and_type():
     fails(lesson06.q1, v2.Compose([v2.Resize(64), v2.CenterCrop(64)]), match="same output 8 times")
     fails(lesson06.q1, v2.Compose([v2.RandomHorizontalFlip(), v2.ToPILImage()]), match="not a tensor")
     with pytest.raises(TypeError, match="expected a transform"):
-        lesson06.q1.check(None)
+        E.check_augmentation(None)
 
 
 def test_q1_check_leaves_global_rng_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    lesson06.q1.check(v2.RandomHorizontalFlip())
+    lesson06.q1.verify(v2.RandomHorizontalFlip())
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -77,14 +77,14 @@ def test_q2_right_answer_passes(model, capsys):
     decay, no_decay = split_by_hand(model)
     assert len(decay) == 21 and len(no_decay) == 41  # 20 convs + fc.weight; 20 BN x 2 + fc.bias
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-3)
-    lesson06.q2.check(opt, model)
+    assert lesson06.q2.check(opt, model) is True
     out = capsys.readouterr().out
     assert "21 weight tensors" in out and "41 norm and bias" in out
 
 
 def test_q2_ftlib_param_groups_pass(model):
     import ftlib
-    lesson06.q2.check(torch.optim.AdamW(ftlib.param_groups(model, lr=1e-3, factor=1, weight_decay=0.05)), model)
+    lesson06.q2.verify(torch.optim.AdamW(ftlib.param_groups(model, lr=1e-3, factor=1, weight_decay=0.05)), model)
 
 
 def test_q2_typical_wrong_answers(model):
@@ -108,7 +108,7 @@ def test_q2_frozen_parameters_may_be_left_out(model):
         p.requires_grad = False
     decay, no_decay = split_by_hand(model)
     keep = lambda ps: [p for p in ps if p.requires_grad]
-    lesson06.q2.check(torch.optim.AdamW([{"params": keep(decay), "weight_decay": 0.05},
+    lesson06.q2.verify(torch.optim.AdamW([{"params": keep(decay), "weight_decay": 0.05},
                                          {"params": keep(no_decay), "weight_decay": 0.0}]), model)
 
 
@@ -118,8 +118,8 @@ def test_q3_reference_by_hand():
     # losses 1.20 0.95 0.81 0.84 0.79 0.83 0.88 0.91 0.70: new bests at 1, 2, 3, 5; no improvement at
     # 6, 7, 8 -> patience 3 is used up after epoch 8; the best weights are epoch 5's.
     assert E.EARLY_STOP_VAL_LOSSES == (1.20, 0.95, 0.81, 0.84, 0.79, 0.83, 0.88, 0.91, 0.70)
-    lesson06.q3.check(8, 5)
-    lesson06.q3.check(torch.tensor(8), 5.0)
+    lesson06.q3.verify(8, 5)
+    lesson06.q3.verify(torch.tensor(8), 5.0)
 
 
 @pytest.mark.parametrize("answer, message", [

@@ -1,0 +1,250 @@
+"""Checkers that several lessons share, and the small helpers every checker uses.
+
+Each checker is a pure function of the real objects a student built (a model, an optimizer,
+a list of param groups): it returns a one-line summary when the answer is right and raises
+`Incorrect` saying what is wrong when it is not. It never prints, so it is tested without a
+display. A stage's state ("trainable", "frozen", "partly", "no parameters") is read from
+`ftlib.freeze.stage_status`, parameters are counted by `ftlib.freeze.count_parameters`.
+
+- `check_trainable`: exactly the named stages train (lessons 03, 04 and 07).
+- `check_lrs`: discriminative learning rates, one group per stage (lessons 05 and 07).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Collection
+
+import torch
+from torch import nn
+
+from ..device import module_device
+from ..freeze import count_parameters, stage_status
+from ..models import family, stages
+from .core import Incorrect, NotAnswered, is_placeholder
+
+__all__ = ["require_answer", "expect_module", "expect_family", "commas", "as_number", "whole_number",
+           "example_input", "transform_parts", "check_trainable", "check_lrs"]
+
+
+# --- reading an answer --------------------------------------------------------------------
+
+def require_answer(answer: Any, example: str) -> None:
+    """Raise `NotAnswered` for the notebook's placeholders (None or ...)."""
+    if is_placeholder(answer):
+        raise NotAnswered(f"replace the placeholder with yours, e.g. {example}.")
+
+
+def expect_module(model: Any, usage: str = "check(model)") -> nn.Module:
+    """`model` itself when it is a torch module; `NotAnswered` for a placeholder, TypeError otherwise."""
+    require_answer(model, usage)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected your model (a torch.nn.Module), got {type(model).__name__}: "
+                        f"pass the model itself, as in {usage}.")
+    return model
+
+
+def expect_family(model: Any, kind: str) -> nn.Module:
+    """`model` when it is a torchvision model of family `kind` (see `ftlib.models.family`)."""
+    expect_module(model)
+    if family(model) != kind:
+        raise Incorrect(f"this exercise uses a torchvision {kind} model (e.g. resnet18), "
+                        f"got a {type(model).__name__}.")
+    return model
+
+
+def commas(n: int) -> str:
+    """11177538 -> '11,177,538'."""
+    return f"{n:,}"
+
+
+def as_number(value: Any, what: str) -> float:
+    """A Python float from a number, a one-element tensor or a numpy scalar; `Incorrect` otherwise."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    try:  # numpy scalars
+        return float(value.item())
+    except (AttributeError, TypeError, ValueError):
+        raise Incorrect(f"{what} should be a number, got {type(value).__name__}.") from None
+
+
+def whole_number(answer: Any) -> int:
+    """A count given as an int, a whole float or a one-element tensor; `Incorrect` otherwise."""
+    if isinstance(answer, torch.Tensor):
+        answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or answer != int(answer):
+        raise Incorrect(f"expected a whole number of parameters, got {answer!r}.")
+    return int(answer)
+
+
+def example_input(model: nn.Module) -> torch.Tensor:
+    """A seeded (2, 3, 32, 32) float batch on the model's device; it leaves the global RNG alone."""
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(2, 3, 32, 32, generator=g).to(module_device(model))
+
+
+def transform_parts(t: Any) -> list[Any]:
+    """The individual transforms inside Compose / nn.Sequential / RandomApply containers, in order."""
+    inner = getattr(t, "transforms", None)
+    if isinstance(inner, (list, tuple)):
+        return [part for x in inner for part in transform_parts(x)]
+    if isinstance(t, nn.Sequential):
+        return [part for x in t for part in transform_parts(x)]
+    return [t]
+
+
+# --- which stages train -------------------------------------------------------------------
+
+def _trainable_names(model: nn.Module, stage: nn.Module) -> list[str]:
+    names = {id(p): n for n, p in model.named_parameters()}
+    return [names[id(p)] for p in stage.parameters() if p.requires_grad]
+
+
+def check_trainable(model: nn.Module, trainable: Collection[str]) -> str:
+    """Exactly the stages named in `trainable` train (every parameter requires_grad=True);
+    every other stage is fully frozen. Lessons 03, 04 and 07.
+
+    Typical wrong answers it names: nothing frozen; the head frozen with the backbone;
+    a stage frozen that should train, or the other way round; a stage frozen only in part.
+    """
+    parts, status = stages(expect_module(model)), stage_status(model)
+    unknown = sorted(set(trainable) - set(parts))
+    if unknown:
+        raise ValueError(f"unknown stage names {unknown}: this model has {list(parts)}.")
+    head, want = list(parts)[-1], [n for n in parts if n in trainable]
+    frozen_wanted = [n for n in parts if n not in trainable and status[n] != "no parameters"]
+    if frozen_wanted and all(status[n] in ("trainable", "no parameters") for n in parts):
+        raise Incorrect(f"nothing is frozen: all {commas(count_parameters(model))} parameters still have "
+                        f"requires_grad=True. Freeze {', '.join(frozen_wanted)}: set p.requires_grad = False "
+                        f"for their parameters.")
+    if head in trainable and status[head] != "trainable":
+        raise Incorrect("your head has requires_grad=False: the new classifier must train. Freeze the "
+                        "backbone first and replace the head afterwards (a new layer starts trainable), "
+                        "or set requires_grad=True on the head's parameters.")
+    for name in parts:
+        if status[name] == "partly":
+            example = _trainable_names(model, parts[name])[0]
+            raise Incorrect(f"{name} is only partly frozen ({example} still has requires_grad=True): "
+                            f"freeze or unfreeze a stage as a whole, with a loop over all its parameters.")
+    for name in want:
+        if status[name] == "frozen":
+            raise Incorrect(f"{name} is frozen but should train: the trainable stages are {', '.join(want)}.")
+    for name in frozen_wanted:
+        if status[name] == "trainable":
+            raise Incorrect(f"{name} still trains ({commas(count_parameters(parts[name]))} parameters with "
+                            f"requires_grad=True): freeze every stage except {', '.join(want)}.")
+    verb = "train" if len(want) > 1 else "trains"
+    return (f"{', '.join(frozen_wanted) or 'nothing'} frozen; {', '.join(want)} {verb}: "
+            f"{commas(count_parameters(model, trainable=True))} trainable parameters of "
+            f"{commas(count_parameters(model))}.")
+
+
+# --- learning rates of optimizer groups ---------------------------------------------------
+
+_ONE_LR_TIP = {
+    "lr": "that is one LR for the whole model. Discriminative fine-tuning gives the head the largest "
+          "LR and divides it by the factor for each stage going down.",
+    "max_lr": "OneCycleLR was given a single max_lr, so every group peaks at the same LR and the "
+              "discriminative ratios are lost. Pass one value per group: "
+              "max_lr=[g['lr'] for g in optimizer.param_groups].",
+}
+
+
+def _groups_of(answer: Any) -> list[dict]:
+    if isinstance(answer, torch.optim.Optimizer):
+        return answer.param_groups
+    if isinstance(answer, (list, tuple)) and all(isinstance(g, dict) for g in answer):
+        return list(answer)
+    raise TypeError(f"expected an optimizer or a list of param-group dicts, got {type(answer).__name__}.")
+
+
+def _group_params(group: dict, label: str) -> list[torch.Tensor]:
+    params = group.get("params")
+    if isinstance(params, torch.Tensor):
+        return [params]
+    if not isinstance(params, (list, tuple)):
+        raise Incorrect(f"group {label}'s 'params' is a {type(params).__name__}, not a list: a generator "
+                        f"such as model.layer1.parameters() can be read only once; wrap it in list(...).")
+    return list(params)
+
+
+def _group_stage(group: dict, i: int, owner: dict[int, str], order: list[str], allow_frozen: bool) -> str:
+    """The one stage whose parameters group `i` holds; raises for mixed, foreign or frozen groups.
+
+    The group's name is the stage name, or starts with it and a dot (ftlib.optim's
+    "layer1.no_decay" groups)."""
+    label = repr(group.get("name", f"#{i}"))
+    params = _group_params(group, label)
+    if any(id(p) not in owner for p in params):
+        raise Incorrect(f"group {label} holds parameters that are not in this model: build the groups "
+                        f"from the same model you pass to check().")
+    found = sorted({owner[id(p)] for p in params}, key=order.index)
+    if len(found) != 1:
+        raise Incorrect(f"group {label} holds {'no parameters' if not found else ' and '.join(found)}: "
+                        f"give each stage its own group, so each stage can get its own LR.")
+    if not allow_frozen and not any(p.requires_grad for p in params):
+        raise Incorrect(f"group {label} holds only frozen parameters ({found[0]}): the optimizer never moves "
+                        f"them. Leave frozen stages out of the groups.")
+    name = group.get("name")
+    if not isinstance(name, str) or not (name == found[0] or name.startswith(found[0] + ".")):
+        raise Incorrect(f"group {label} holds the parameters of {found[0]}: give every group a 'name' key "
+                        f"with its stage name, here name={found[0]!r}.")
+    return found[0]
+
+
+def _check_lr_values(lrs: dict[str, float], order: list[str], lr: float, factor: float, key: str) -> str:
+    """lrs: {stage: value} for the stages with a group; the head must get `lr`, and each
+    stage below it `lr / factor**distance`."""
+    head, present = order[-1], [n for n in order if n in lrs]
+    values = [lrs[n] for n in present]
+    if head not in lrs:
+        raise Incorrect(f"no group holds the head ({head}): the new classifier must train.")
+    if len(values) > 1 and all(math.isclose(v, values[0], rel_tol=1e-6) for v in values):
+        raise Incorrect(f"all {len(values)} groups have {key}={values[0]:g}: {_ONE_LR_TIP[key]}")
+    if values[0] > values[-1]:
+        raise Incorrect(f"the {key}s grow toward the input ({present[0]} {values[0]:.3g}, {head} {values[-1]:.3g}): "
+                        f"the new head needs the largest {key} and the early, generic stages the smallest.")
+    if not math.isclose(lrs[head], lr, rel_tol=1e-3):
+        raise Incorrect(f"the head's {key} is {lrs[head]:.3g}; the task asks for {lr:g} at the head.")
+    for lower, upper in reversed(list(zip(present, present[1:]))):  # from the head down
+        steps = order.index(upper) - order.index(lower)
+        want = lrs[upper] / factor ** steps
+        if not math.isclose(lrs[lower], want, rel_tol=1e-3):
+            raise Incorrect(f"{lower}'s {key} is {lrs[lower]:.3g} and {upper}'s is {lrs[upper]:.3g}: a ratio of "
+                            f"{lrs[upper] / lrs[lower]:.3g}, where dividing by {factor:g} per stage gives "
+                            f"{factor ** steps:.3g} ({lower} should get {want:.3g}).")
+    return ", ".join(f"{n} {lrs[n]:.2e}" for n in present)
+
+
+def check_lrs(answer: Any, model: nn.Module, lr: float, factor: float = 2.6, key: str = "lr",
+              allow_frozen: bool = False) -> str:
+    """Discriminative learning rates: one group per trainable stage, named after it; the
+    head gets `lr` and each stage below it `factor` times less (`lr / factor**distance`).
+
+    answer: an optimizer or a list of param-group dicts. key: the group entry to read,
+    "lr", or "max_lr" for a OneCycleLR schedule. Every trainable parameter must be in
+    a group. A stage may be split over several groups (e.g. weight decay / no decay)
+    if they share its LR. Groups of frozen parameters are an error unless `allow_frozen`
+    (gradual unfreezing with one optimizer). Lessons 05 and 07.
+    """
+    groups, parts = _groups_of(answer), stages(expect_module(model))
+    order = list(parts)
+    owner = {id(p): name for name, stage in parts.items() for p in stage.parameters()}
+    lrs: dict[str, float] = {}
+    for i, group in enumerate(groups):
+        stage = _group_stage(group, i, owner, order, allow_frozen)
+        if key not in group:
+            raise Incorrect(f"group {group['name']!r} has no {key!r}: every group carries its own {key}.")
+        if stage in lrs and not math.isclose(lrs[stage], float(group[key]), rel_tol=1e-6):
+            raise Incorrect(f"two groups of {stage} have different {key}s ({lrs[stage]:.3g} and "
+                            f"{float(group[key]):.3g}): each stage gets one {key}.")
+        lrs[stage] = float(group[key])
+    grouped = {id(p) for g in groups for p in _group_params(g, "")}
+    missing = [n for n, s in parts.items() if any(p.requires_grad and id(p) not in grouped for p in s.parameters())]
+    if missing:
+        raise Incorrect(f"the trainable parameters of {', '.join(missing)} are in no group: "
+                        f"the optimizer would never update them.")
+    table = _check_lr_values(lrs, order, lr, factor, key)
+    return f"{len(lrs)} stages, input to output, {key}: {table} (÷{factor:g} per stage)."

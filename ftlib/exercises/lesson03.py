@@ -1,0 +1,285 @@
+"""Lesson 03's exercises: feature extraction.
+
+q1 builds a feature extractor with a new head, q2 writes accuracy over samples (not batches),
+q3 builds the preprocessing that matches the pretrained weights.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision.models import WeightsEnum
+
+from ..device import eval_mode
+from ..metrics import accuracy as fraction_correct
+from ..models import classifier_path, stages
+from .checks import as_number, check_trainable, example_input, expect_family, expect_module, transform_parts
+from .core import Exercise, ExerciseSet, Incorrect, call_student
+
+__all__ = ["check_head", "check_accuracy_fn", "check_transforms", "lesson03"]
+
+
+# --- the model's head ---------------------------------------------------------------------
+
+def check_head(model: nn.Module, num_classes: int, in_features: int | None = None) -> str:
+    """The head (last stage) ends in an `nn.Linear(in_features, num_classes)` and the model
+    maps a (2, 3, 32, 32) batch to (2, num_classes) logits; the model's train/eval flags are
+    given back afterwards. Lesson 03."""
+    where = classifier_path(expect_module(model))
+    linears = [m for m in list(stages(model).values())[-1].modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise Incorrect(f"the head ({where}) holds no nn.Linear layer: replace it with "
+                        f"nn.Linear(number of features, {num_classes}).")
+    fc = linears[-1]
+    if fc.out_features != num_classes:
+        tip = (f" 1000 is ImageNet's classifier, still in place: assign the new layer to {where}."
+               if fc.out_features == 1000 else "")
+        raise Incorrect(f"your head outputs {fc.out_features} classes but the data set has {num_classes}: "
+                        f"replace {where} with nn.Linear({fc.in_features}, {num_classes}).{tip}")
+    if in_features is not None and fc.in_features != in_features:
+        raise Incorrect(f"your head takes {fc.in_features} features, but the backbone gives {in_features}: "
+                        f"read the number from the old layer ({where}.in_features) before replacing it.")
+    with eval_mode(model), torch.no_grad():
+        try:
+            out = model(example_input(model))
+        except RuntimeError as err:
+            raise Incorrect(f"a forward pass through your model fails ({err}): the head's in_features "
+                            f"must equal the number of features the backbone gives.") from None
+    if tuple(out.shape) != (2, num_classes):
+        raise Incorrect(f"a batch of 2 images gives logits of shape {tuple(out.shape)}, expected (2, {num_classes}).")
+    return f"the head is nn.Linear({fc.in_features}, {fc.out_features}) and the logits have shape (N, {num_classes})."
+
+
+# --- accuracy over samples ----------------------------------------------------------------
+
+def _accuracy_probe() -> tuple[nn.Module, DataLoader, torch.Tensor, torch.Tensor]:
+    """A model whose logits equal its input, and 10 samples in batches of 4, 4 and 2.
+
+    Predictions are right 2, 3 and 1 times in the three batches, so the accuracy over
+    samples (6 / 10) differs from the mean of the per-batch accuracies (0.583).
+    """
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    preds = torch.tensor([0, 1, 0, 1, 1, 2, 0, 0, 2, 1])
+    logits = nn.functional.one_hot(preds, 3).float() * 3 - 1
+    model = nn.Linear(3, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(3))
+        model.bias.zero_()
+    loader = DataLoader(TensorDataset(logits, labels), batch_size=4, shuffle=False)
+    return model, loader, logits, labels
+
+
+def check_accuracy_fn(accuracy: Callable[[nn.Module, DataLoader], float]) -> str:
+    """`accuracy(model, loader)` returns the fraction of samples classified right, in [0, 1].
+
+    Runs it on a check set whose last batch is short, so the typical mistake (the mean
+    of per-batch accuracies) gives a different number. Lesson 03.
+    """
+    model, loader, logits, labels = _accuracy_probe()
+    call = "accuracy(model, loader)"
+    got = as_number(call_student(call, accuracy, model, loader), call)
+    right = fraction_correct(logits, labels)
+    per_batch = sum(fraction_correct(logits[i:i + 4], labels[i:i + 4]) for i in range(0, 10, 4)) / 3
+    if math.isclose(got, right, abs_tol=1e-6):
+        return f"accuracy over the {len(labels)} samples of the check set: {got:.3f}."
+    if math.isclose(got, per_batch, abs_tol=1e-4):
+        raise Incorrect(f"you returned {got:.3f}, the mean of the per-batch accuracies. The last batch holds only "
+                        f"2 samples but counts as much as a full batch: add up the correct predictions over all "
+                        f"batches and divide by the number of samples.")
+    if math.isclose(got, 100 * right, abs_tol=1e-4):
+        raise Incorrect(f"you returned {got:g}, a percentage: return a fraction in [0, 1].")
+    if got > 1:
+        raise Incorrect(f"you returned {got:.3f}, more than 1: divide the number of correct predictions by the "
+                        f"number of samples (len(loader.dataset)), not by the number of batches.")
+    if math.isclose(got, 1 - right, abs_tol=1e-6):
+        raise Incorrect(f"you returned {got:.3f}, the error rate: count the predictions that equal the label.")
+    raise Incorrect(f"you returned {got:.3f} on a check set of 10 samples in batches of 4, 4 and 2: count the "
+                    f"samples whose argmax over the logits equals the label, and divide by the number of samples.")
+
+
+# --- preprocessing that matches the weights -----------------------------------------------
+
+def _test_image() -> torch.Tensor:
+    """A smooth, asymmetric uint8 (3, 300, 400) image: gradients and a wave pattern."""
+    y = torch.linspace(0, 1, 300)[:, None].expand(300, 400)
+    x = torch.linspace(0, 1, 400)[None, :].expand(300, 400)
+    wave = (torch.sin(12 * x) * torch.cos(9 * y) + 1) / 2
+    return (torch.stack([x, y, wave]) * 255).round().to(torch.uint8)
+
+
+def _reference(weights: Any) -> Callable:
+    """The weights' own preprocessing: `weights.transforms()`, or `weights` if it is a transform."""
+    if isinstance(weights, WeightsEnum) or callable(getattr(weights, "transforms", None)):
+        return weights.transforms()
+    if callable(weights):
+        return weights
+    raise TypeError(f"expected torchvision weights (e.g. ResNet18_Weights.IMAGENET1K_V1) or their "
+                    f"transform, got {type(weights).__name__}.")
+
+
+def _run_both(pipeline: Callable, reference: Callable) -> tuple[Any, torch.Tensor]:
+    """Run both on the test image: as a uint8 tensor, or as a PIL image if the pipeline needs one."""
+    from PIL import Image
+    image = _test_image()
+    try:
+        return pipeline(image), reference(image)
+    except Exception as tensor_error:  # e.g. a v1 ToTensor, which takes PIL images only
+        pil = Image.fromarray(image.permute(1, 2, 0).numpy())
+        try:
+            return pipeline(pil), reference(pil)
+        except Exception:
+            raise Incorrect(f"your pipeline fails on an image "
+                            f"({type(tensor_error).__name__}: {tensor_error}).") from None
+def _close(a: list[float] | None, b: list[float] | None) -> bool:
+    return (a is not None and b is not None and len(a) == len(b)
+            and all(math.isclose(x, y, abs_tol=1e-3) for x, y in zip(a, b)))
+
+
+def _normalize_of(t: Any) -> tuple[list[float], list[float]] | None:
+    """(mean, std) of the last Normalize-like step of a pipeline, or None if it has none."""
+    norms = [p for p in transform_parts(t) if hasattr(p, "mean") and hasattr(p, "std")]
+    return (list(norms[-1].mean), list(norms[-1].std)) if norms else None
+
+
+def _pixel_problem(pipeline: Callable, reference: Callable, got: torch.Tensor) -> str:
+    """Why the output differs from the reference when the shapes agree."""
+    mean, std = _normalize_of(reference) or (None, None)
+    want = (f"mean={[round(m, 3) for m in mean]}, std={[round(s, 3) for s in std]}" if mean
+            else "the weights' mean and std")
+    if got.max() > 20:
+        return ("values reach {:.0f}: the image was never scaled to [0, 1]. Convert with "
+                "v2.ToDtype(torch.float32, scale=True) (scale=True divides by 255) before Normalize.".format(got.max()))
+    if _normalize_of(pipeline) is None:
+        return f"your pipeline has no Normalize: these weights expect inputs standardised with {want}."
+    n_mean, n_std = _normalize_of(pipeline)
+    if _close(n_mean, std) and _close(n_std, mean):
+        return f"Normalize has mean and std swapped: use {want}."
+    if mean and not (_close(n_mean, mean) and _close(n_std, std)):
+        return (f"your Normalize uses mean={n_mean}, std={n_std}; these weights were trained with {want} "
+                f"(weights.transforms() shows them).")
+    squash = [p for p in transform_parts(pipeline) if "Resize" in type(p).__name__
+              and isinstance(getattr(p, "size", None), (list, tuple)) and len(p.size) == 2]
+    if squash:
+        return (f"Resize({list(squash[0].size)}) squashes the image to a square; the weights resize the short side, "
+                f"then center-crop.")
+    return ("the size and normalisation agree but the pixels differ: resize the short side and center-crop "
+            "as the weights do, with bilinear interpolation.")
+
+
+def check_transforms(pipeline: Callable, weights: Any) -> str:
+    """`pipeline` prepares images as the weights expect: same output shape, a float dtype and
+    the same values (mean absolute difference <= 0.01, largest <= 0.1) as
+    `weights.transforms()` on a uint8 (3, 300, 400) test image (a PIL image if the pipeline
+    only takes those). Diagnoses: no float conversion, no scaling to [0, 1], Normalize
+    missing, swapped or with other values, a squashing Resize, a wrong crop size.
+
+    weights: a torchvision weights enum member, an object with a `.transforms()` method,
+    or the reference transform itself. Lesson 03.
+    """
+    if not callable(pipeline):
+        raise TypeError(f"expected a transform (e.g. a v2.Compose), got {type(pipeline).__name__}.")
+    reference = _reference(weights)
+    got, expected = _run_both(pipeline, reference)
+    if not isinstance(got, torch.Tensor):
+        raise Incorrect(f"your pipeline returns a {type(got).__name__}, not a tensor: convert the image "
+                        f"(v2.ToImage(), then v2.ToDtype(torch.float32, scale=True)) and Normalize it.")
+    if not got.is_floating_point():
+        raise Incorrect(f"your pipeline returns {got.dtype} values; the model needs floats in the weights' "
+                        f"scale: add v2.ToDtype(torch.float32, scale=True) and then v2.Normalize(...).")
+    if got.shape != expected.shape:
+        sizes = (f": resize the short side to {reference.resize_size[0]}, then center-crop "
+                 f"{reference.crop_size[0]}" if hasattr(reference, "crop_size") else "")
+        raise Incorrect(f"your pipeline gives shape {tuple(got.shape)}, the weights' own gives "
+                        f"{tuple(expected.shape)}{sizes}.")
+    diff = (got.float() - expected.float()).abs()
+    if diff.mean() > 0.01 or diff.max() > 0.1:
+        raise Incorrect(_pixel_problem(pipeline, reference, got))
+    return f"your pipeline gives the same {tuple(got.shape)} float tensor as the weights' own transforms."
+
+
+# --- the exercises ------------------------------------------------------------------------
+
+def _l03_head(model: nn.Module) -> str:
+    expect_family(model, "resnet")
+    return check_head(model, num_classes=2, in_features=512) + " " + check_trainable(model, ["head"])
+
+
+def _l03_transforms(pipeline: Callable, weights: Any = None) -> str:
+    from torchvision.models import ResNet18_Weights
+    return check_transforms(pipeline, ResNet18_Weights.IMAGENET1K_V1 if weights is None else weights)
+
+
+lesson03 = ExerciseSet(
+    "03",
+    q1=Exercise(
+        title="Lesson 03, exercise 1: a feature extractor with a new head",
+        task="Take a resnet18, freeze its whole backbone and give it a new head for our 2 classes: "
+             "a linear layer on the 512 pooled features. Only the head may train.",
+        usage="ex.q1.check(model)",
+        checker=_l03_head,
+        hints=("Freeze first: a loop `for p in model.parameters(): p.requires_grad = False`. "
+               "A layer created afterwards starts with requires_grad=True.",
+               "On a ResNet the head is `model.fc`; `model.fc.in_features` tells you the 512."),
+        solution_code="""
+from torch import nn
+
+# model: a resnet18 (pretrained)
+for p in model.parameters():
+    p.requires_grad = False                             # freeze everything ...
+model.fc = nn.Linear(model.fc.in_features, 2)          # ... then add the new head (trainable)
+""",
+    ),
+    q2=Exercise(
+        title="Lesson 03, exercise 2: accuracy over samples",
+        task="Write `accuracy(model, loader)` that returns the fraction of samples (in [0, 1]) whose "
+             "predicted class (argmax of the logits) equals the label. Beware the last batch, which "
+             "can be shorter than the others.",
+        usage="ex.q2.check(accuracy)",
+        checker=check_accuracy_fn,
+        hints=("Keep two running totals over the loop: the number of correct predictions and the "
+               "number of samples seen.",
+               "The mean of per-batch accuracies over-weights a short last batch: divide the total "
+               "correct by the total number of samples, once, after the loop."),
+        solution_code="""
+import torch
+
+def accuracy(model, loader):
+    device = next(model.parameters()).device
+    model.eval()
+    correct, seen = 0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            preds = model(x.to(device)).argmax(dim=1).cpu()
+            correct += (preds == y).sum().item()
+            seen += len(y)
+    return correct / seen
+""",
+    ),
+    q3=Exercise(
+        title="Lesson 03, exercise 3: preprocessing that matches the weights",
+        task="Build with torchvision.transforms.v2 the pipeline that prepares a uint8 image tensor "
+             "the way resnet18's ImageNet weights expect (compare `weights.transforms()`): resize, crop, "
+             "scale to floats, normalise. Pass your weights as the second argument if you use others.",
+        usage="ex.q3.check(my_transform)",
+        checker=_l03_transforms,
+        hints=("Print `ResNet18_Weights.IMAGENET1K_V1.transforms()`: it lists the resize size, the crop "
+               "size, the mean and the std.",
+               "v2.Resize(256) resizes the short side (Resize((224, 224)) would squash the image); "
+               "v2.ToDtype(torch.float32, scale=True) divides by 255."),
+        solution_code="""
+import torch
+from torchvision.transforms import v2
+
+my_transform = v2.Compose([
+    v2.Resize(256),                                  # short side to 256
+    v2.CenterCrop(224),
+    v2.ToDtype(torch.float32, scale=True),           # uint8 0..255 -> float 0..1
+    v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+])
+""",
+    ),
+)

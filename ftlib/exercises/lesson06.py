@@ -1,0 +1,259 @@
+"""Lesson 06's exercises: overfitting.
+
+q1 builds a label-preserving augmentation for upright product photos, q2 an AdamW with weight
+decay on conv and linear weights only, q3 reads when early stopping ends a run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..optim import NORM_LAYERS
+from .checks import as_number, expect_module, transform_parts
+from .core import Exercise, ExerciseSet, Incorrect
+
+__all__ = ["RETAIL_MAX_ROTATION", "RETAIL_MIN_CROP_SCALE", "check_augmentation", "check_weight_decay",
+           "EARLY_STOP_VAL_LOSSES", "check_early_stopping", "lesson06"]
+
+
+# --- augmentation that keeps the labels true ----------------------------------------------
+
+# Transforms that break the label of an upright product photo (Fashion-MNIST and its stand-in):
+# shoes and shirts are never shown upside down, and a crop that loses most of the item loses its class.
+RETAIL_MAX_ROTATION = 20.0   # degrees
+RETAIL_MIN_CROP_SCALE = 0.4  # fraction of the image area a random crop must keep
+
+
+def _degrees(t: Any) -> float:
+    """The largest absolute angle (degrees) a rotation-like transform may draw."""
+    degrees = getattr(t, "degrees", 0)
+    values = degrees if isinstance(degrees, (list, tuple)) else [degrees]
+    return max(abs(float(v)) for v in values)
+
+
+def _retail_label_problem(parts: list[Any]) -> str | None:
+    """Why a transform in `parts` makes a retail image lie about its label, or None."""
+    for t in parts:
+        name = type(t).__name__
+        if name == "RandomVerticalFlip" and getattr(t, "p", 1) > 0:
+            return ("RandomVerticalFlip turns shoes and shirts upside down, which no catalogue photo shows: the "
+                    "augmented images no longer look like their class. Keep RandomHorizontalFlip, drop the vertical one.")
+        if name in ("RandomRotation", "RandomAffine") and _degrees(t) > RETAIL_MAX_ROTATION:
+            return (f"{name} draws angles up to {_degrees(t):g} degrees; products are photographed upright, so "
+                    f"keep rotations small (at most {RETAIL_MAX_ROTATION:g} degrees).")
+        scale = getattr(t, "scale", None)
+        if name == "RandomResizedCrop" and scale is not None and min(scale) < RETAIL_MIN_CROP_SCALE:
+            return (f"RandomResizedCrop may keep only {min(scale):.0%} of the image, which can cut the product "
+                    f"away; use scale=({RETAIL_MIN_CROP_SCALE}, 1.0) or more.")
+    return None
+
+
+def _retail_image() -> torch.Tensor:
+    """A seeded uint8 (3, 64, 64) test image: a bright box on a dark background, with noise."""
+    g = torch.Generator().manual_seed(6)
+    image = torch.randint(0, 60, (3, 64, 64), generator=g, dtype=torch.uint8)
+    image[:, 12:52, 20:44] = 200
+    return image
+
+
+def check_augmentation(pipeline: Callable) -> str:
+    """A train-time augmentation for 64 px retail images (upright products): it returns a
+    (3, 64, 64) tensor for a uint8 (3, 64, 64) image, is random (different outputs on the same
+    image), and contains no transform that breaks the label: no vertical flip, no rotation
+    over RETAIL_MAX_ROTATION degrees, no crop keeping under RETAIL_MIN_CROP_SCALE of the area.
+    Inspects the transforms inside Compose / RandomApply / RandomChoice. Lesson 06.
+    """
+    if not callable(pipeline):
+        raise TypeError(f"expected a transform (e.g. a v2.Compose), got {type(pipeline).__name__}.")
+    problem = _retail_label_problem(transform_parts(pipeline))
+    if problem:
+        raise Incorrect(problem)
+    image = _retail_image()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        try:
+            outputs = [pipeline(image.clone()) for _ in range(8)]
+        except Exception as error:
+            raise Incorrect(f"your pipeline fails on a uint8 (3, 64, 64) image tensor "
+                            f"({type(error).__name__}: {error}).") from None
+    if not all(isinstance(o, torch.Tensor) for o in outputs):
+        raise Incorrect(f"your pipeline returns a {type(outputs[0]).__name__}, not a tensor: keep the image a "
+                        f"tensor (v2 transforms accept uint8 tensors directly).")
+    if any(tuple(o.shape) != (3, 64, 64) for o in outputs):
+        raise Incorrect(f"your pipeline turns a (3, 64, 64) image into {tuple(outputs[0].shape)}: every image of a "
+                        f"batch must keep the model's input size; give RandomResizedCrop size=64.")
+    if all(torch.equal(outputs[0], o) for o in outputs[1:]):
+        raise Incorrect("your pipeline gave the same output 8 times: that is preprocessing, not augmentation. "
+                        "Add random transforms (RandomHorizontalFlip, RandomResizedCrop, ColorJitter, ...).")
+    names = [type(t).__name__ for t in transform_parts(pipeline)]
+    return f"a random, label-preserving pipeline for upright products: {', '.join(names)}."
+
+
+# --- weight decay, but not on norms and biases --------------------------------------------
+
+def _owners(model: nn.Module) -> dict[int, tuple[str, bool]]:
+    """{id(parameter): (qualified name, exempt from weight decay)}: norm-layer and bias parameters are
+    exempt, as in `ftlib.optim.param_groups`."""
+    owners = {}
+    for module_name, module in model.named_modules():
+        for pname, p in module.named_parameters(recurse=False):
+            exempt = isinstance(module, NORM_LAYERS) or pname == "bias"
+            owners[id(p)] = (f"{module_name}.{pname}".lstrip("."), exempt)
+    return owners
+
+
+def check_weight_decay(optimizer: Any, model: nn.Module, weight_decay: float = 0.05) -> str:
+    """`optimizer` is AdamW (decoupled weight decay) holding every trainable parameter of `model`
+    once; conv and linear weights get `weight_decay`, norm-layer and bias parameters get 0.
+    Lesson 06.
+    """
+    model = expect_module(model, "check(optimizer, model)")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"expected a torch optimizer, got {type(optimizer).__name__}.")
+    if type(optimizer) is not torch.optim.AdamW:
+        raise Incorrect(f"this is {type(optimizer).__name__}: with Adam, weight_decay is an L2 term added to the "
+                        f"gradient and then rescaled by Adam's per-parameter step sizes, so it barely regularises "
+                        f"weights with large gradients. Use torch.optim.AdamW, which decays the weights directly.")
+    owners, seen = _owners(model), {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if id(p) not in owners:
+                raise Incorrect("the optimizer holds parameters that are not in this model: build it from the model "
+                                "you pass to check().")
+            if id(p) in seen:
+                raise Incorrect(f"{owners[id(p)][0]} is in two groups: give each parameter exactly one group.")
+            seen[id(p)] = float(group.get("weight_decay", 0.0))
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
+    if missing:
+        raise Incorrect(f"{len(missing)} trainable parameters are in no group (e.g. {missing[0]}): the optimizer "
+                        f"would never update them.")
+    decayed = [owners[i][0] for i, wd in seen.items() if owners[i][1] and wd > 0]
+    if decayed:
+        raise Incorrect(f"{len(decayed)} norm-layer or bias parameters get weight decay (e.g. {decayed[0]}): they "
+                        f"set scales and offsets, not features, and shrinking them toward 0 only hurts. Put them in "
+                        f"a group with weight_decay=0.")
+    wrong = [(owners[i][0], wd) for i, wd in seen.items() if not owners[i][1] and not math.isclose(wd, weight_decay)]
+    if wrong:
+        raise Incorrect(f"{wrong[0][0]} has weight_decay={wrong[0][1]:g}; conv and linear weights should get "
+                        f"{weight_decay:g} (pass it in their group's dict).")
+    n_decay = sum(1 for i in seen if not owners[i][1])
+    return (f"AdamW: {n_decay} weight tensors decay at {weight_decay:g}; "
+            f"{len(seen) - n_decay} norm and bias tensors are left alone.")
+
+
+# --- reading early stopping ---------------------------------------------------------------
+
+EARLY_STOP_VAL_LOSSES = (1.20, 0.95, 0.81, 0.84, 0.79, 0.83, 0.88, 0.91, 0.70)
+
+
+def _early_stop_reference(losses: tuple[float, ...], patience: int) -> tuple[int, int]:
+    """(epoch after which training stops, best epoch), both 1-based, for val losses `losses`."""
+    best, best_epoch, wait = math.inf, 0, 0
+    for epoch, loss in enumerate(losses, start=1):
+        if loss < best:
+            best, best_epoch, wait = loss, epoch, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return epoch, best_epoch
+    return len(losses), best_epoch
+
+
+def check_early_stopping(stop_epoch: Any, restored_epoch: Any) -> str:
+    """With the validation losses EARLY_STOP_VAL_LOSSES (epochs 1..9) and patience 3: after which
+    epoch does early stopping end training, and whose weights does restore_best put back? Lesson 06.
+    """
+    stop, best = _early_stop_reference(EARLY_STOP_VAL_LOSSES, patience=3)
+    got_stop, got_best = int(as_number(stop_epoch, "stop_epoch")), int(as_number(restored_epoch, "restored_epoch"))
+    if got_stop == len(EARLY_STOP_VAL_LOSSES):
+        raise Incorrect("training never gets to the last epoch: count the epochs without a new best after the "
+                        "best one; the third such epoch ends training.")
+    if got_stop != stop:
+        raise Incorrect(f"training does not stop after epoch {got_stop}: count only epochs whose loss is not a "
+                        f"new best, and reset the count whenever a new best appears.")
+    if got_best == got_stop:
+        raise Incorrect("restore_best does not keep the last epoch's weights: it puts back those of the epoch "
+                        "with the lowest validation loss seen before stopping.")
+    if got_best != best:
+        raise Incorrect(f"epoch {got_best} is not the best one before the stop: look for the lowest validation "
+                        f"loss among epochs 1 to {stop}.")
+    return f"training stops after epoch {stop} and the weights of epoch {best} come back."
+
+
+# --- the exercises ------------------------------------------------------------------------
+
+lesson06 = ExerciseSet(
+    "06",
+    q1=Exercise(
+        title="Lesson 06, exercise 1: augmentation that keeps the labels true",
+        task="Build a torchvision.transforms.v2 training augmentation for the retail domain (64 px photos of "
+             "upright garments, shoes and bags): random, so that each epoch sees new versions, but never "
+             "producing an image that no longer looks like its class. It takes and returns a (3, 64, 64) "
+             "uint8 tensor (normalisation comes after it).",
+        usage="ex.q1.check(train_augment)",
+        checker=check_augmentation,
+        hints=("Ask of each transform: could a photo in the catalogue look like this? A mirrored sneaker, yes; an "
+               "upside-down one, no.",
+               "v2.RandomResizedCrop(64, scale=(0.6, 1.0)), v2.RandomHorizontalFlip(), a small "
+               "v2.RandomRotation(10) and a v2.ColorJitter all keep the label."),
+        solution_code="""
+from torchvision.transforms import v2
+
+train_augment = v2.Compose([
+    v2.RandomResizedCrop(64, scale=(0.6, 1.0), antialias=True),  # zoom in a little, keep the item
+    v2.RandomHorizontalFlip(),                                   # a mirrored shoe is still a shoe
+    v2.RandomRotation(10),                                       # small tilts only
+    v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
+])
+""",
+    ),
+    q2=Exercise(
+        title="Lesson 06, exercise 2: weight decay, but not on norms and biases",
+        task="Build a torch.optim.AdamW for all trainable parameters of `model` with lr=1e-3 and weight decay "
+             "0.05 on conv and linear weights, and no weight decay on BatchNorm parameters and biases.",
+        usage="ex.q2.check(optimizer, model)",
+        checker=check_weight_decay,
+        hints=("Make two lists while looping over `model.named_modules()` and each module's "
+               "`named_parameters(recurse=False)`: BatchNorm parameters and any parameter named 'bias' go to "
+               "the no-decay list.",
+               "Pass two groups: AdamW([{'params': decay, 'weight_decay': 0.05}, "
+               "{'params': no_decay, 'weight_decay': 0.0}], lr=1e-3)."),
+        solution_code="""
+import torch
+from torch import nn
+
+decay, no_decay = [], []
+for module in model.modules():
+    for name, p in module.named_parameters(recurse=False):
+        if not p.requires_grad:
+            continue
+        if isinstance(module, nn.BatchNorm2d) or name == "bias":
+            no_decay.append(p)
+        else:
+            decay.append(p)
+optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
+                               {"params": no_decay, "weight_decay": 0.0}], lr=1e-3)
+""",
+    ),
+    q3=Exercise(
+        title="Lesson 06, exercise 3: read early stopping",
+        task="A run's validation losses, epochs 1 to 9, are "
+             f"{', '.join(f'{v:.2f}' for v in EARLY_STOP_VAL_LOSSES)}. With EarlyStopping(patience=3) "
+             "(min_delta 0) and restore_best=True: after which epoch does training stop, and the weights "
+             "of which epoch does the model end with?",
+        usage="ex.q3.check(stop_epoch, restored_epoch)",
+        checker=check_early_stopping,
+        hints=("Walk the list: keep the best loss so far and a counter of epochs since it; a new best resets "
+               "the counter to 0.",
+               "Training stops when the counter reaches 3; the epochs after that are never run, so their "
+               "losses do not matter."),
+        solution_code="""
+stop_epoch = 8       # bests at epochs 1, 2, 3 and 5; epochs 6, 7, 8 do not improve on 0.79
+restored_epoch = 5   # the lowest validation loss seen (0.79); epoch 9's 0.70 never happens
+""",
+    ),
+)
