@@ -108,3 +108,17 @@ def test_each_lesson_name_is_its_set_and_the_module_stays_importable():
     module = importlib.import_module("ftlib.exercises.lesson04")
     assert module.lesson04 is E.lesson04 and module.check_parameter_count is E.check_parameter_count
     assert repr(E.lesson04) == "ExerciseSet(lesson 04: q1, q2, q3)"
+
+
+def test_solutions_off_hides_the_solution_and_says_so_in_the_last_hint(monkeypatch):
+    from ftlib.exercises import lesson04 as ex
+
+    monkeypatch.delenv("FTLIB_SOLUTIONS", raising=False)
+    assert "```python" in ex.q1.solution_text()
+    last = len(ex.q1.hints)
+    assert "solution()" in ex.q1.hint_text(last)
+    monkeypatch.setenv("FTLIB_SOLUTIONS", "off")
+    assert "```python" not in ex.q1.solution_text()
+    assert "Solutions are off in this class" in ex.q1.solution_text()
+    assert "Solutions are off in this class" in ex.q1.hint_text(last)
+    assert "Solutions are off" not in ex.q1.hint_text(1) or last == 1

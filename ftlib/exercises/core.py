@@ -25,7 +25,10 @@ from typing import Any, Callable
 from ..config import in_notebook
 
 __all__ = ["Incorrect", "NotAnswered", "CodeRaised", "is_placeholder", "call_student", "show", "record",
-           "Exercise", "ExerciseSet", "GRADE_LOG"]
+           "solutions_off", "Exercise", "ExerciseSet", "GRADE_LOG", "SOLUTIONS"]
+
+SOLUTIONS = "FTLIB_SOLUTIONS"
+"""`FTLIB_SOLUTIONS=off` (an exam): `solution()` and the last hint say solutions are off in this class."""
 
 GRADE_LOG = "FTLIB_GRADE_LOG"
 """With this variable set to a file path, every `check()` appends its outcome there (`ftlib.grade`)."""
@@ -100,6 +103,14 @@ def _raised_by_ftlib(error: BaseException) -> bool:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(_FTLIB)
+
+
+def solutions_off() -> bool:
+    """True when the class setting `FTLIB_SOLUTIONS=off` (or 0, no, false) hides solutions."""
+    return os.environ.get(SOLUTIONS, "").strip().lower() in {"off", "0", "no", "false"}
+
+
+_OFF = "Solutions are off in this class (FTLIB_SOLUTIONS=off): ask your instructor."
 
 
 def _status(error: Exception) -> str:
@@ -196,7 +207,8 @@ class Exercise:
         """The Markdown of hint `n` (1-based)."""
         if not 1 <= n <= len(self.hints):
             raise ValueError(f"{self.title} has {len(self.hints)} hints: use n = 1 to {len(self.hints)}.")
-        follow = f"Next: `hint({n + 1})`." if n < len(self.hints) else "Still stuck? `solution()` shows one answer."
+        last = _OFF if solutions_off() else "Still stuck? `solution()` shows one answer."
+        follow = f"Next: `hint({n + 1})`." if n < len(self.hints) else last
         return f"**Hint {n} of {len(self.hints)}:** {self.hints[n - 1]}\n\n{follow}"
 
     def hint(self, n: int = 1) -> None:
@@ -204,7 +216,9 @@ class Exercise:
         show(self.hint_text(n))
 
     def solution_text(self) -> str:
-        """The Markdown of the solution: the code of one right answer."""
+        """The Markdown of the solution: the code of one right answer (unless solutions are off)."""
+        if solutions_off():
+            return f"**{self.title}:** {_OFF}"
         return f"**Solution to {self.title}:**\n\n```python\n{self.solution_code.strip()}\n```"
 
     def solution(self) -> None:
