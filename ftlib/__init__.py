@@ -9,10 +9,10 @@ Flat modules, one idea each, readable top to bottom:
 | `progress`    | progress bars that go quiet under CI                      | all     |
 | `environment` | the doctor: can the course run here?                      | 00      |
 | `course`      | the lesson map and time per lesson                        | 00      |
-| `timing`      | images per second, for time estimates                     | 00, 04  |
+| `cost`        | FLOPs, images per second, time per freeze depth           | 00, 04  |
 | `models`      | loading models (ImageNet / course-offline / random), stages | 01-12 |
 | `freeze`      | freezing by stage, the BatchNorm policy, parameter counts | 03-07   |
-| `optim`       | per-stage optimizer groups, the LR range test             | 05, 07  |
+| `optim`       | optimizer groups, the LR range test, the LR sweep         | 05, 07  |
 | `train`       | `fit`, its History and callbacks                          | 02-12   |
 | `checkpoint`  | atomic save, safe load                                    | 08      |
 | `features`    | feature extraction and prefix caching                     | 03      |
@@ -49,7 +49,7 @@ if _PROBLEM is None:
     from .optim import lr_find, param_groups, suggest_lr
     from .progress import progress
     from .course.standins import make_standin
-    from .timing import throughput
+    from .cost import throughput
     from .callbacks import Callback, EarlyStopping, GradualUnfreezing
     from .claims import claim
     from .precision import Precision

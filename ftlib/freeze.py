@@ -25,7 +25,7 @@ from torch import nn
 
 from .models import stages
 
-__all__ = ["freeze", "unfreeze", "count_parameters", "stage_status", "STATUSES", "stage_table", "format_stage_table",
+__all__ = ["freeze", "unfreeze", "apply_freeze_depth", "count_parameters", "stage_status", "STATUSES", "stage_table", "format_stage_table",
            "frozen_stages", "bn_modes", "BATCHNORM_TYPES"]
 
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -254,3 +254,33 @@ def format_stage_table(model: nn.Module) -> str:
 def frozen_stages(model: nn.Module) -> list[str]:
     """Names of the stages whose parameters are all frozen, input to output (lessons 04, 07)."""
     return [r["stage"] for r in stage_table(model) if r["status"] == "frozen"]
+
+
+def _check_depth(model: nn.Module, k: int) -> list[str]:
+    names = list(stages(model))
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= len(names) - 1:
+        raise ValueError(f"k (the number of frozen stages) must be a whole number from 0 to "
+                         f"{len(names) - 1}: the head ({names[-1]!r}) always trains. "
+                         f"The stages are {', '.join(names)}; got {k!r}.")
+    return names
+
+
+def apply_freeze_depth(model: nn.Module, k: int) -> list[str]:
+    """Freeze the first `k` stages of `model` (input side) and train the rest, head included.
+
+    First `ftlib.freeze.unfreeze(model)` (every parameter trains again, held BatchNorm
+    layers are released), then `freeze(model, upto=<stage k>)` with the default BatchNorm
+    policy: BatchNorm layers in frozen stages stay in eval mode. Any earlier freezing of
+    `model` is replaced. The model is changed in place and left that way; returns the names
+    of the frozen stages, input to output. Used by `ftlib.widgets.freeze_explorer` (lesson 04).
+    """
+    names = _check_depth(model, k)
+    unfreeze(model)
+    if k > 0:
+        freeze(model, upto=names[k - 1])
+    return names[:k]
+
+
+# --------------------------------------------------------------------------------------------
+# FLOPs
+# --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Optimisation: per-stage parameter groups (discriminative learning rates) and the LR range test.
+"""Optimisation: parameter groups, optimizers, and two ways to choose a learning rate.
 
 `param_groups` turns a model into optimizer groups, one per named stage (see
 `ftlib.models.stages`), each with its own concrete learning rate and a `name`, so every
@@ -8,15 +8,23 @@ torch optimizer and scheduler works with them unchanged:
     >>> optimizer = torch.optim.AdamW(groups)
     >>> [(g["name"], g["lr"]) for g in optimizer.param_groups]
 
-`lr_find` runs the LR range test (Smith, 2017): train for a few batches while the learning
-rate grows exponentially, record the loss, put the model back as it was. `suggest_lr`
-reads a learning rate off the curve; it is a pure function of the two lists.
+`make_optimizer` builds an SGD, Adam or AdamW optimizer over one such group. Choosing the
+learning rate:
+
+- `lr_find` runs the LR range test (Smith, 2017): train for a few batches while the
+  learning rate grows exponentially, record the loss, put the model back as it was.
+  `suggest_lr` reads a learning rate off the curve; it is a pure function of the two lists.
+- `lr_sweep` fine-tunes a fresh model for a few epochs at each of several learning rates
+  (`ftlib.fit`), to compare the curves (`format_lr_table`, `ftlib.plots.plot_lr_sweep`).
+
 Used in lessons 05 (learning rates) and 07 (gradual unfreezing).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
@@ -24,14 +32,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import resolve_device
+from .device import resolve_device, seed_everything
 from .models import stages
 from .progress import progress
+from .train import History, Stopping, fit
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["param_groups", "NORM_LAYERS", "lr_find", "LRFindResult", "suggest_lr", "SUGGESTION_METHODS"]
+__all__ = ["param_groups", "NORM_LAYERS", "make_optimizer", "lr_find", "LRFindResult", "suggest_lr",
+           "SUGGESTION_METHODS", "parse_lrs", "lr_sweep", "format_lr_table", "sweep_split"]
 
 # Normalisation layers: their scale and shift get no weight decay (BatchNorm, InstanceNorm,
 # LayerNorm, GroupNorm; ConvNeXt's LayerNorm2d is a LayerNorm).
@@ -81,7 +91,7 @@ def _split_params(module: nn.Module, seen: set[int], include_frozen: bool,
 
 def param_groups(model: nn.Module, lr: float, *, factor: float = 2.6,
                  lrs: Mapping[str, float] | Sequence[float] | None = None,
-                 weight_decay: float = 0.0, include_frozen: bool = False) -> list[dict]:
+                 weight_decay: float = 0.0, include_frozen: bool = False, by_stage: bool = True) -> list[dict]:
     """Optimizer groups, one per stage of `ftlib.models.stages(model)`, input to output.
 
     Discriminative learning rates: stage i of n gets `lr / factor**(n-1-i)`, so the head
@@ -98,11 +108,12 @@ def param_groups(model: nn.Module, lr: float, *, factor: float = 2.6,
     Frozen parameters (`requires_grad=False`) are left out, unless `include_frozen=True`:
     then they are in the optimizer from the start, torch skips them while their gradient
     is None, and gradual unfreezing can switch them on without a new optimizer or
-    scheduler (lesson 07). Empty groups are dropped. Used in lessons 05 and 07.
+    scheduler (lesson 07). Empty groups are dropped. `by_stage=False` puts every parameter
+    in one group named "all" at `lr` (any model: no stages needed). Used in lessons 05 and 07.
     """
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
-    parts = stages(model)
+    parts = stages(model) if by_stage else {"all": model}
     stage_lr = _stage_lrs(list(parts), lr, factor, lrs)
     split = weight_decay > 0
     groups, seen = [], set()
@@ -124,6 +135,30 @@ def _check_covered(model: nn.Module, seen: set[int], include_frozen: bool) -> No
     if left:
         raise ValueError(f"{len(left)} parameters belong to no stage of ftlib.models.stages(model), "
                          f"e.g. {left[:3]}; build the groups by hand for this model.")
+
+
+def make_optimizer(model: nn.Module, lr: float,
+                   optimizer: str | Callable[[list, float], torch.optim.Optimizer] = "sgd") -> torch.optim.Optimizer:
+    """An optimizer over the trainable parameters of `model`, in one group named "all"
+    (`param_groups(model, lr, by_stage=False)`; any model, stages or not).
+
+    "sgd": SGD with momentum 0.9; "adam": Adam; "adamw": AdamW (weight decay 0.01); or a
+    callable `(params, lr) -> Optimizer`, given the list of trainable parameters. Used by
+    `lr_sweep` (lesson 05).
+    """
+    groups = param_groups(model, lr, by_stage=False)
+    if not groups:
+        raise ValueError("the model has no trainable parameters: unfreeze something (ftlib.unfreeze).")
+    if callable(optimizer):
+        return optimizer(groups[0]["params"], lr)
+    optimizer = str(optimizer).lower()
+    kinds = {"sgd": lambda: torch.optim.SGD(groups, lr=lr, momentum=0.9),
+             "adam": lambda: torch.optim.Adam(groups, lr=lr),
+             "adamw": lambda: torch.optim.AdamW(groups, lr=lr, weight_decay=0.01)}
+    if optimizer not in kinds:
+        raise ValueError(f"optimizer must be one of {', '.join(kinds)} or a callable (params, lr) -> "
+                         f"Optimizer, not {optimizer!r}")
+    return kinds[optimizer]()
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,3 +354,88 @@ def lr_find(model: nn.Module, loader: Iterable, loss_fn: Callable | None = None,
     finally:
         _restore(model, snap)
     return LRFindResult(lrs, losses, raw, suggest_lr(lrs, losses, "steepest"), "steepest")
+
+
+# --------------------------------------------------------------------------------------------
+# LR sweep: one short fine-tune per learning rate
+# --------------------------------------------------------------------------------------------
+
+def parse_lrs(text: str) -> list[float]:
+    """Learning rates from text such as "1e-3, 3e-3 0.01": positive numbers, sorted, no repeats."""
+    parts = [p for p in re.split(r"[,;\s]+", text.strip()) if p]
+    lrs = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(f"{part!r} is not a number: write learning rates like 1e-3, 0.01") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"learning rates must be positive and finite, got {part!r}")
+        lrs.append(value)
+    return sorted(set(lrs))
+
+
+def _fresh_model(make_model: Callable[[], nn.Module], previous: nn.Module | None) -> nn.Module:
+    model = make_model()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"make_model() must return an nn.Module, got {type(model).__name__}.")
+    if previous is not None and (model is previous or
+                                 {id(p) for p in model.parameters()} & {id(p) for p in previous.parameters()}):
+        raise ValueError("make_model() returned a model that shares weights with the previous one, so "
+                         "each LR would go on training the last. Build a new model in each call "
+                         "(e.g. `lambda: copy.deepcopy(base)` or `lambda: ftlib.load_model(...)`).")
+    return model
+
+
+def lr_sweep(make_model: Callable[[], nn.Module], train_loader, val_loader, lrs: Sequence[float],
+             epochs: int = 3, *, optimizer: str | Callable = "sgd", device: torch.device | str | None = None,
+             seed: int = 0, fit_kwargs: Mapping | None = None) -> dict[float, History]:
+    """Short fine-tunes, one per learning rate, each from a fresh `make_model()`.
+
+    For each lr in `lrs`: `seed_everything(seed)` (so every run starts from the same random
+    head), `model = make_model()`, then `ftlib.fit(model, train_loader, val_loader, epochs,
+    make_optimizer(model, lr, optimizer), quiet=True, stopping=Stopping(on_nan="stop"),
+    **fit_kwargs)`.
+    A run whose loss diverges stops early (`history.diverged`, fewer rows). Returns
+    {lr: History}, in the order of `lrs`. `make_model` must build a new model each call
+    (its own weights are then never touched). Used by `ftlib.widgets.lr_explorer` (lesson 05).
+    """
+    if not lrs:
+        raise ValueError("give at least one learning rate, e.g. lrs=(1e-3, 1e-2)")
+    bad = [lr for lr in lrs if isinstance(lr, bool) or not isinstance(lr, numbers.Real)
+           or not (lr > 0 and math.isfinite(lr))]
+    if bad:
+        raise ValueError(f"learning rates must be positive numbers, got {bad}")
+    results, previous = {}, None
+    for lr in lrs:
+        seed_everything(seed)
+        model = _fresh_model(make_model, previous)
+        opt = make_optimizer(model, float(lr), optimizer)
+        kwargs = {"quiet": True, "stopping": Stopping(on_nan="stop"), **(fit_kwargs or {})}
+        results[float(lr)] = fit(model, train_loader, val_loader, epochs, opt, device=device, **kwargs)
+        previous = model
+    return results
+
+
+def sweep_split(history: History) -> str:
+    """The split an LR sweep's run is judged on: "val" when the history has validation
+    columns, else "train". Read by `format_lr_table` and `ftlib.plots.plot_lr_sweep`."""
+    return "val" if history.rows and "val_acc" in history.rows[0] else "train"
+
+
+def format_lr_table(results: Mapping[float, History]) -> str:
+    """One line per learning rate: epochs run, last train loss, last loss and accuracy and
+    best accuracy (on val, or on train without a validation loader), and "diverged" where
+    the loss blew up. Used by `ftlib.widgets.lr_explorer` (lesson 05)."""
+    split = sweep_split(next(iter(results.values()))) if results else "val"
+    lines = [f"{'lr':>8} {'epochs':>6} {'train loss':>10} {split + ' loss':>9} {split + ' acc':>8} "
+             f"{'best acc':>8}"]
+    for lr, h in sorted(results.items()):
+        note = "  diverged" if h.diverged else ""
+        if not h.rows:
+            lines.append(f"{lr:>8.0e} {0:>6} {'-':>10} {'-':>9} {'-':>8} {'-':>8}{note}")
+            continue
+        s, last = sweep_split(h), h.rows[-1]
+        lines.append(f"{lr:>8.0e} {len(h):>6} {last['train_loss']:>10.3f} {last[s + '_loss']:>9.3f} "
+                     f"{last[s + '_acc']:>8.3f} {max(h[s + '_acc']):>8.3f}{note}")
+    return "\n".join(lines)

@@ -4,9 +4,10 @@ Every function returns a matplotlib `Figure` and never calls `plt.show()`. The f
 closed in pyplot before it is returned, so Jupyter shows it once, when a cell ends with
 it (or on `display(fig)`), and loops do not pile up open figures. Save it with
 `fig.savefig("name.png")`.
-Numbers come from `ftlib.metrics` and `ftlib.train`; this module only draws. Lessons
-01 (filters, feature maps), 04 (freeze diagram), 05 (LR finder, schedules), 06 (curves)
-and 08 (confusion matrix, predictions) use it.
+Numbers come from `ftlib.metrics`, `ftlib.train`, `ftlib.freeze`, `ftlib.cost` and
+`ftlib.optim`; this module only draws. Lessons 01 (filters, feature maps), 04 (freeze
+diagram, freeze cost), 05 (LR finder, LR sweep, schedules), 06 (curves) and 08 (confusion
+matrix, predictions) use it.
 """
 
 from __future__ import annotations
@@ -23,16 +24,20 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from .device import eval_mode, module_device
+from .freeze import STATUSES, count_parameters, stage_status
 from .models import stages as model_stages
+from .optim import sweep_split
+from .train import History
 
 __all__ = [
     "plot_history", "plot_confusion_matrix", "show_images", "plot_conv1_filters", "plot_feature_maps",
-    "plot_lr_find", "plot_freeze_diagram", "plot_lr_schedule", "stage_states", "FREEZE_COLORS", "WRONG_COLOR",
+    "plot_lr_find", "plot_lr_sweep", "plot_lr_schedule", "plot_freeze_diagram", "plot_freeze_table",
+    "FREEZE_COLORS", "WRONG_COLOR",
 ]
 
 WRONG_COLOR = "red"
-# Colours of the freeze diagram, by stage state (see `stage_states`).
-FREEZE_COLORS = {"trainable": "#4daf4a", "frozen": "#377eb8", "partly": "#ff7f00", "no parameters": "#d9d9d9"}
+# Colours of the freeze diagram, by stage state (`ftlib.freeze.STATUSES`, decided by `stage_status`).
+FREEZE_COLORS = dict(zip(STATUSES, ("#4daf4a", "#377eb8", "#ff7f00", "#d9d9d9")))
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -335,24 +340,38 @@ def plot_lr_schedule(lrs_per_step, log: bool = False, title: str = "learning-rat
     return fig
 
 
+def plot_lr_sweep(results: Mapping[float, History]) -> Figure:
+    """Validation accuracy (left) and loss (right, log scale; train loss dashed) per epoch,
+    one colour per learning rate, overlaid: `results` is {lr: History} from
+    `ftlib.optim.lr_sweep`. Without validation columns the train curves are drawn. A run
+    that diverged is marked in the legend. Used in lesson 05 (`ftlib.widgets.lr_explorer`)."""
+    if not results:
+        raise ValueError("no results to plot: run lr_sweep first")
+    fig = _figure(10, 3.6)
+    ax_acc, ax_loss = fig.subplots(1, 2)
+    colours = plt.get_cmap("viridis")
+    ordered = sorted(results.items())
+    for i, (lr, h) in enumerate(ordered):
+        colour = colours(i / max(len(ordered) - 1, 1) * 0.9)
+        label = f"lr={lr:.0e}" + (" (diverged)" if h.diverged else "")
+        s, epochs = sweep_split(h), h["epoch"] if h.rows else []
+        ax_acc.plot(epochs, h[s + "_acc"] if h.rows else [], "-o", color=colour, label=label, markersize=4)
+        ax_loss.plot(epochs, h[s + "_loss"] if h.rows else [], "-o", color=colour, label=label, markersize=4)
+        if s == "val":
+            ax_loss.plot(epochs, h["train_loss"], "--", color=colour, alpha=0.6)
+    split = sweep_split(ordered[0][1])
+    ax_acc.set_ylabel(f"{split} accuracy")
+    ax_loss.set_ylabel(f"{split} loss" + (" (dashed: train)" if split == "val" else ""))
+    ax_loss.set_yscale("log")
+    for ax in (ax_acc, ax_loss):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=8)
+    return fig
+
+
 # ---------------------------------------------------------------- freezing
-
-def stage_states(model: nn.Module) -> dict[str, tuple[str, int, int]]:
-    """For each stage: `(state, trainable parameters, total parameters)`.
-
-    state is `"trainable"` (every parameter requires grad), `"frozen"` (none does),
-    `"partly"` (some do) or `"no parameters"`. Counts are numbers of scalars, read from
-    `requires_grad`. Drawn by `plot_freeze_diagram` (lessons 04 and 07).
-    """
-    out = {}
-    for name, stage in model_stages(model).items():
-        total = sum(p.numel() for p in stage.parameters())
-        trainable = sum(p.numel() for p in stage.parameters() if p.requires_grad)
-        state = ("no parameters" if total == 0 else "trainable" if trainable == total
-                 else "frozen" if trainable == 0 else "partly")
-        out[name] = (state, trainable, total)
-    return out
-
 
 def _count(n: int) -> str:
     """12,345 -> '12.3k', 11,689,512 -> '11.7M'."""
@@ -365,24 +384,45 @@ def plot_freeze_diagram(model: nn.Module) -> Figure:
     """One box per stage, input (left) to output (right), coloured by what trains.
 
     Green: every parameter trains; blue: frozen; orange: partly frozen; grey: no
-    parameters. Each box gives the stage name, its state and "trainable / total"
-    parameters, read from `requires_grad`. Each box has the stage name as its gid
-    (`patch.get_gid()`). Used in lessons 04 and 07.
+    parameters: the state is `ftlib.freeze.stage_status`. Each box gives the stage name,
+    its state and "trainable / total" parameters (`ftlib.freeze.count_parameters`), and has
+    the stage name as its gid (`patch.get_gid()`). Used in lessons 04 and 07.
     """
-    states = stage_states(model)
+    states = stage_status(model)
+    counts = {name: (count_parameters(stage, trainable=True), count_parameters(stage))
+              for name, stage in model_stages(model).items()}
     fig = _figure(max(6.0, 1.25 * len(states)), 2.4)
     ax = fig.subplots()
-    for i, (name, (state, trainable, total)) in enumerate(states.items()):
+    for i, (name, state) in enumerate(states.items()):
         box = Rectangle((i * 1.2, 0), 1.0, 1.0, facecolor=FREEZE_COLORS[state], edgecolor="black", gid=name)
         ax.add_patch(box)
+        trainable, total = counts[name]
         ax.text(i * 1.2 + 0.5, 0.5, f"{name}\n{state}\n{_count(trainable)} / {_count(total)}",
                 ha="center", va="center", fontsize=8)
     ax.set_xlim(-0.1, len(states) * 1.2)
     ax.set_ylim(-0.1, 1.1)
     ax.set_axis_off()
-    total = sum(t for _, _, t in states.values())
-    trainable = sum(t for _, t, _ in states.values())
+    trainable, total = sum(t for t, _ in counts.values()), sum(n for _, n in counts.values())
     ax.set_title(f"trainable parameters: {trainable:,} of {total:,}")
     handles = [Patch(facecolor=c, edgecolor="black", label=s) for s, c in FREEZE_COLORS.items()]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=4, frameon=False, fontsize=8)
+    return fig
+
+
+def plot_freeze_table(rows: Sequence[dict], epoch_images: int | None = None) -> Figure:
+    """Two bar charts against the number of frozen stages: trainable parameters (% of all)
+    and estimated seconds per epoch; `rows` from `ftlib.cost.freeze_table`. The static view
+    of `ftlib.widgets.freeze_explorer` (lesson 04)."""
+    fig = _figure(10, 3.4)
+    ax_params, ax_time = fig.subplots(1, 2)
+    ks = [r["frozen_stages"] for r in rows]
+    ax_params.bar(ks, [r["trainable_pct"] for r in rows], color=FREEZE_COLORS["trainable"])
+    ax_params.set_ylabel("trainable parameters (% of all)")
+    ax_time.bar(ks, [r["s_per_epoch"] for r in rows], color="#377eb8")
+    per = f" of {epoch_images:,} images" if epoch_images else ""
+    ax_time.set_ylabel(f"estimated s / epoch{per}")
+    for ax in (ax_params, ax_time):
+        ax.set_xlabel("frozen stages (from the input)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3, axis="y")
     return fig

@@ -1,4 +1,4 @@
-"""Parameter groups, LR suggestions and the LR range test (issue 3, optimisation)."""
+"""Parameter groups, the optimizer factory, LR suggestions and the LR range test (lesson 05)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ftlib.optim import LRFindResult, lr_find, param_groups, suggest_lr
+from ftlib.optim import LRFindResult, lr_find, make_optimizer, param_groups, suggest_lr
 
 
 def tiny_model(seed: int = 0) -> nn.Sequential:
@@ -108,6 +108,30 @@ def test_groups_work_with_a_plain_torch_optimizer_and_scheduler():
 def test_bad_lr_is_explained():
     with pytest.raises(ValueError, match="lr must be > 0"):
         param_groups(tiny_model(), lr=0.0)
+
+
+def test_one_group_for_any_model():
+    model = tiny_model()
+    model.stem.requires_grad_(False)
+    [group] = param_groups(model, lr=0.01, by_stage=False)
+    assert group["name"] == "all" and group["lr"] == 0.01
+    assert ids(group["params"]) == ids(list(model.body.parameters()) + list(model.head.parameters()))
+    linear = nn.Linear(4, 2)  # ftlib knows no stages of a bare Linear
+    decay, no_decay = param_groups(linear, lr=0.1, by_stage=False, weight_decay=0.01)
+    assert (decay["name"], no_decay["name"]) == ("all", "all.no_decay")
+    assert ids(decay["params"]) == {id(linear.weight)} and ids(no_decay["params"]) == {id(linear.bias)}
+
+
+def test_make_optimizer_builds_its_group_with_param_groups():
+    model = tiny_model()
+    model.stem.requires_grad_(False)
+    opt = make_optimizer(model, 0.05, "adam")
+    [group] = opt.param_groups
+    assert isinstance(opt, torch.optim.Adam) and group["name"] == "all" and group["lr"] == 0.05
+    assert ids(group["params"]) == ids(param_groups(model, 0.05, by_stage=False)[0]["params"])
+    assert isinstance(make_optimizer(nn.Linear(4, 2), 0.1), torch.optim.SGD)  # any model
+    custom = make_optimizer(model, 0.2, lambda params, lr: torch.optim.RMSprop(params, lr=lr))
+    assert isinstance(custom, torch.optim.RMSprop) and custom.param_groups[0]["lr"] == 0.2
 
 
 # ------------------------------------------------------------------ suggest_lr

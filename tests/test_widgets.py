@@ -23,11 +23,14 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from ftlib import widgets  # noqa: E402
+from ftlib.freeze import apply_freeze_depth  # noqa: E402
+from ftlib.cost import (calibrate_seconds, freeze_table, measure_seconds_per_image,  # noqa: E402
+                        training_flops)
 from ftlib.freeze import bn_modes  # noqa: E402
+from ftlib.optim import format_lr_table, lr_sweep, make_optimizer, parse_lrs  # noqa: E402
+from ftlib.plots import plot_lr_sweep  # noqa: E402
 from ftlib.train import History  # noqa: E402
-from ftlib.widgets import (apply_freeze_depth, calibrate_seconds, format_lr_table, freeze_explorer,  # noqa: E402
-                           freeze_table, lr_explorer, lr_sweep, make_optimizer, measure_seconds_per_image,
-                           parse_lrs, plot_lr_sweep, training_flops, use_static)
+from ftlib.widgets import freeze_explorer, lr_explorer, use_static  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
