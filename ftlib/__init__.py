@@ -1,30 +1,45 @@
 """ftlib: the helper package of the course "Fine-tuning pretrained CNNs, hands on".
 
-Flat modules, one idea each, readable top to bottom:
+Each folder is one kind of thing and each file one idea, readable top to bottom. The
+lessons call the modules at the top level; `course/` is the machinery that makes the two
+worlds work; `bench/` holds maintainer tools that no lesson imports.
 
-| module        | idea                                                      | lessons |
-| ------------- | --------------------------------------------------------- | ------- |
-| `config`      | world, budget, cache folders (environment, read at call time) | all |
-| `device`      | device choice and seeding                                 | all     |
-| `progress`    | progress bars that go quiet under CI                      | all     |
-| `environment` | the doctor: can the course run here?                      | 00      |
-| `course`      | the lesson map and time per lesson                        | 00      |
-| `cost`        | FLOPs, images per second, time per freeze depth           | 00, 04  |
-| `models`      | loading models (ImageNet / course-offline / random), stages | 01-12 |
-| `freeze`      | freezing by stage, the BatchNorm policy, parameter counts | 03-07   |
-| `optim`       | optimizer groups, the LR range test, the LR sweep         | 05, 07  |
-| `train`       | `fit`, its History and callbacks                          | 02-12   |
-| `checkpoint`  | atomic save, safe load                                    | 08      |
-| `features`    | feature extraction and prefix caching                     | 03      |
-| `metrics`     | accuracy, precision/recall/F1, sensitivity/specificity    | 02-12   |
-| `plots`       | every figure the lessons show                             | 01-12   |
-| `data`        | the in-memory image data set and splits                   | 02-12   |
-| `datasets`    | real data sets, the world chooser, your own image folder  | 02-12   |
-| `standins`    | procedural stand-ins of the three domains (offline world) | 02-12   |
-| `transfer`    | does the offline backbone transfer? (benchmark)           | bench   |
-| `download`    | verified, resumable downloads; safe extraction            | 00      |
-| `exercises`   | exercises with check(), hint() and solution()             | 01-08   |
-| `widgets`     | the freeze explorer and the LR explorer (ipywidgets)      | 04, 05  |
+| module                  | idea                                                          | lessons |
+| ----------------------- | ------------------------------------------------------------- | ------- |
+| **what lessons call**   |                                                               |         |
+| `config`                | world, budget, strictness, cache folders (read at call time)  | all     |
+| `device`                | device choice (what `device=None` means), seeding, eval mode  | all     |
+| `progress`              | progress bars that go quiet under CI                          | all     |
+| `claims`                | `claim`: the one way a lesson checks what its text says       | all     |
+| `models`                | the stages of each architecture, where the head sits          | 01-12   |
+| `pretrained`            | loading a model with ImageNet, course-offline or random weights | 01-12 |
+| `freeze`                | freezing by stage, a stage's status, the BatchNorm policy     | 03-07   |
+| `features`              | feature extraction, prefix caching, the linear probe          | 01-07   |
+| `optim`                 | optimizer groups, the LR range test, the LR sweep             | 05-07   |
+| `precision`             | AMP, channels_last, the bf16 CPU fast path                    | 00, 02-12 |
+| `train`                 | `fit`, `Stopping` and the `History` it returns                | 02-12   |
+| `callbacks`             | early stopping, gradual unfreezing, live plots                | 05-07   |
+| `cost`                  | FLOPs, images per second, time per freeze depth               | 00, 04  |
+| `metrics`               | accuracy, precision/recall/F1, evaluation, prediction         | 02-12   |
+| `checkpoint`            | atomic save, safe load                                        | 08      |
+| `data`                  | the in-memory image data set and splits                       | 02-12   |
+| `datasets`              | real data sets, the world chooser, your own image folder      | 02-12   |
+| `plots`                 | every figure the lessons show                                 | 01-12   |
+| `widgets`               | the freeze explorer and the LR explorer (ipywidgets)          | 04, 05  |
+| `exercises/`            | `check()`, `hint()`, `solution()`; one module per lesson      | 01-08   |
+| **for instructors**     |                                                               |         |
+| `grade`                 | `python -m ftlib.grade`: grade students' notebooks            |         |
+| **course machinery**    |                                                               |         |
+| `course/`               | the lesson map and measured time per lesson                   | 00      |
+| `course/download`       | verified, resumable downloads; safe extraction                |         |
+| `course/sources`        | where the real data and weights come from, with checksums     |         |
+| `course/standins`       | procedural stand-ins of the three domains (offline world)     |         |
+| `course/eurosat_split`  | the stored, seeded EuroSAT split                              |         |
+| `course/environment`    | the doctor: can the course run here?                          | 00      |
+| **maintainer tools**    |                                                               |         |
+| `bench/speed`           | `python -m ftlib.bench`: how fast the training paths are      |         |
+| `bench/transfer`        | does the offline backbone transfer? scratch, probe, fine-tune |         |
+| `bench/lesson_times`    | `python -m ftlib.bench.lesson_times`: time every lesson       |         |
 
 `import ftlib` gives the names below; the modules hold the rest (`ftlib.plots.show_images`).
 """

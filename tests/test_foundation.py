@@ -143,3 +143,23 @@ def test_doctor_checks_the_course_weights(monkeypatch, tmp_path):
     monkeypatch.setattr(pretrained, "OFFLINE_WEIGHTS_DIR", tmp_path)  # an empty folder: weights missing
     check = doctor_mod._course_weights()
     assert not check.ok and not check.fatal and "pretrain_backbone" in check.fix
+
+
+def test_the_package_docstring_lists_every_module_once():
+    """The layout table in ftlib/__init__.py names each module, so a reader finds where a thing lives."""
+    import ftlib
+
+    package = ROOT / "ftlib"
+    modules = set()
+    for path in package.rglob("*.py"):
+        rel = path.relative_to(package).with_suffix("")
+        if rel.name in ("__init__", "__main__"):
+            if rel.parent != Path(".") and rel.name == "__init__":
+                modules.add(f"{rel.parent.as_posix()}/")
+            continue
+        if rel.parts[0] == "exercises":
+            continue  # one row for the package: its own docstring lists the lesson modules
+        modules.add(rel.as_posix())
+    doc = ftlib.__doc__
+    missing = sorted(m for m in modules if f"`{m}`" not in doc)
+    assert not missing, f"ftlib's docstring does not list {missing}"
