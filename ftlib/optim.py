@@ -35,7 +35,7 @@ from torch import nn
 from .device import resolve_device, seed_everything
 from .models import stages
 from .progress import progress
-from .train import History, Stopping, fit
+from .train import History, Stopping, fit, train_step
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -301,10 +301,7 @@ def _range_test(model: nn.Module, loader: Iterable, loss_fn: Callable, optimizer
             x, y = next(batches)[:2]
             for group in optimizer.param_groups:
                 group["lr"] = float(lr)
-            loss = loss_fn(model(x.to(device)), y.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, _ = train_step(model, x.to(device), y.to(device), loss_fn, optimizer)
             value = loss.item()
             if not math.isfinite(value):
                 break

@@ -39,7 +39,7 @@ from .progress import progress
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["fit", "Stopping", "History", "TrainingDiverged", "evaluate_loss_acc", "MONITORS", "DIVERGE_FACTOR"]
+__all__ = ["fit", "train_step", "Stopping", "History", "TrainingDiverged", "evaluate_loss_acc", "MONITORS", "DIVERGE_FACTOR"]
 
 MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
 # The training loss has diverged when it exceeds this many times the first batch's loss
@@ -264,20 +264,23 @@ def evaluate_loss_acc(model: nn.Module, loader: Iterable, loss_fn: Callable | No
     return totals.result()
 
 
-def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
-                optimizer: torch.optim.Optimizer, setup: _Setup) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward, backward, optimizer step; returns (loss, logits)."""
-    with autocast(setup.device, setup.autocast_dtype):
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
+               optimizer: torch.optim.Optimizer, *, autocast_dtype: torch.dtype | None = None,
+               scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step, the body of every training loop in ftlib: forward (under autocast
+    when `autocast_dtype` is set), loss, backward, step. `x` and `y` are on the model's
+    device. Returns (loss, logits), both still attached. Used by `fit` and `lr_find`."""
+    with autocast(x.device, autocast_dtype):
         out = model(x)
         loss = loss_fn(out, y)
     optimizer.zero_grad(set_to_none=True)
-    if setup.scaler is None:
+    if scaler is None:
         loss.backward()
         optimizer.step()
     else:  # fp16: scale the loss so small gradients do not underflow
-        setup.scaler.scale(loss).backward()
-        setup.scaler.step(optimizer)
-        setup.scaler.update()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     return loss, out
 
 
@@ -289,7 +292,8 @@ def _train_epoch(state: FitState, loader: Iterable, loss_fn: Callable, setup: _S
     batches = progress(loader, desc=f"epoch {state.epoch}") if not setup.quiet else loader
     for i, batch in enumerate(batches):
         x, y = _to_device(batch, setup.device, setup.channels_last)
-        loss, out = _train_step(state.model, x, y, loss_fn, state.optimizer, setup)
+        loss, out = train_step(state.model, x, y, loss_fn, state.optimizer,
+                               autocast_dtype=setup.autocast_dtype, scaler=setup.scaler)
         if setup.step_mode == "batch":
             state.scheduler.step()
         state.batch, state.loss = i, loss.detach()
