@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18
 
+from ftlib.precision import cpu_has_native_bf16
 from ftlib.progress import progress
 
 __all__ = ["Mix", "make_ifs_classes", "render_fractals", "dead_leaves", "pretrain_batch", "main"]
@@ -259,15 +260,6 @@ def _channel_stats(classes: dict, seed: int, size: int, batches: int = 4, mix: M
     return ([round(v, 3) for v in x.mean((0, 2, 3)).tolist()], [round(v, 3) for v in x.std((0, 2, 3)).tolist()])
 
 
-def _bf16_ok() -> bool:
-    """True when bf16 autocast is worth using on the CPU (AVX512-BF16 / AMX present)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     """Linear warm-up then cosine decay to 0."""
     if step < warmup:
@@ -311,6 +303,37 @@ def _mix(args: argparse.Namespace) -> Mix:
     return Mix(texture=args.texture, faint=args.faint, gray=args.gray, blur=args.blur, gauss=args.gauss_blur)
 
 
+def _resume(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, images: dict) -> tuple[int, float]:
+    """Load the checkpoint `ckpt` into `model` and `opt` if there is one: (step, minutes spent), else (0, 0.0).
+
+    A checkpoint made with other image settings than `images` is refused (SystemExit)."""
+    if not ckpt.exists():
+        return 0, 0.0
+    state = torch.load(ckpt, weights_only=True)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    made_with = state["info"].get("images", images)
+    if made_with != images:
+        raise SystemExit(f"{ckpt} was made with other image settings ({made_with}), not {images}. "
+                         "Pass the same --classes/--texture/--faint/--gray/--blur/--gauss-blur/--seed to resume, "
+                         "or --restart (or another --work-dir) to start afresh.")
+    step, spent = state["step"], state["info"]["minutes"]
+    print(f"resumed from {ckpt} at step {step} ({spent:.1f} min spent)")
+    return step, spent
+
+
+def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                loss_fn: nn.Module, use_bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step, under bf16 autocast when `use_bf16`; returns (loss, logits)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+        logits = model(x)
+        loss = loss_fn(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss, logits
+
+
 def train(args: argparse.Namespace) -> None:
     """The pretraining loop: resumable, time-capped, checkpointed; exports at the end."""
     torch.manual_seed(args.seed)
@@ -324,20 +347,9 @@ def train(args: argparse.Namespace) -> None:
     mean, std = _channel_stats(classes, args.seed, args.size, args.stats_batches, mix)
     model = resnet18(num_classes=args.classes).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
-    step, spent = 0, 0.0
-    if ckpt.exists() and not args.restart:
-        state = torch.load(ckpt, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        made_with = state["info"].get("images", images)
-        if made_with != images:
-            raise SystemExit(f"{ckpt} was made with other image settings ({made_with}), not {images}. "
-                             "Pass the same --classes/--texture/--faint/--gray/--blur/--gauss-blur/--seed to resume, "
-                             "or --restart (or another --work-dir) to start afresh.")
-        step, spent = state["step"], state["info"]["minutes"]
-        print(f"resumed from {ckpt} at step {step} ({spent:.1f} min spent)")
+    step, spent = (0, 0.0) if args.restart else _resume(ckpt, model, opt, images)
     m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
-    use_bf16 = _bf16_ok() and not args.fp32
+    use_bf16 = cpu_has_native_bf16() and not args.fp32
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
     start, last_ckpt, correct, seen, acc = time.time(), step, 0, 0, 0.0
     bar = progress(total=args.steps, initial=step, desc="pretrain")
@@ -348,12 +360,7 @@ def train(args: argparse.Namespace) -> None:
         x = ((x - m) / s).contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, args.steps, args.lr, args.warmup)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            logits = model(x)
-            loss = loss_fn(logits.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss, logits = _train_step(model, opt, x, y, loss_fn, use_bf16)
         step += 1
         correct, seen = correct + int((logits.argmax(1) == y).sum()), seen + len(y)
         bar.update(1)

@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from .device import eval_mode, resolve_device
+from .device import eval_mode, module_device, resolve_device
 from .models import stages
 from .progress import progress
 
 __all__ = [
     "split_model", "without_head", "global_pool", "GlobalAvgPool", "extract_features",
-    "cache_activations", "CachedActivations", "linear_head", "mlp_head", "linear_probe", "probe_accuracy",
+    "cache_activations", "CachedActivations", "stage_outputs", "linear_head", "mlp_head", "linear_probe",
+    "probe_accuracy",
 ]
 
 
@@ -170,6 +171,25 @@ def mlp_head(in_features: int, num_classes: int, hidden: int = 256, dropout: flo
     """
     return nn.Sequential(GlobalAvgPool(), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
                          nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+
+
+def stage_outputs(model: nn.Module, images: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Outputs (N, C, H, W) of the named stages, in one pass, stage after stage, in eval mode
+    without gradients, on the CPU as float32. `images`: (C, H, W) or (N, C, H, W), moved to the
+    model's own device. Used by `plots.plot_feature_maps` (lesson 01) and the benchmark's
+    probes by depth."""
+    parts = stages(model)
+    unknown = [n for n in names if n not in parts]
+    if unknown:
+        raise ValueError(f"no stage named {unknown}; the stages of this model are {list(parts)}")
+    x = (images.unsqueeze(0) if images.ndim == 3 else images).to(module_device(model))
+    outputs, last = {}, max(list(parts).index(n) for n in names)
+    with eval_mode(model), torch.no_grad():
+        for name, stage in list(parts.items())[: last + 1]:
+            x = stage(x)
+            if name in names:
+                outputs[name] = x.detach().float().cpu()
+    return outputs
 
 
 # ---------------------------------------------------------------- the linear probe

@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from .device import eval_mode, module_device
+from .features import stage_outputs
 from .freeze import STATUSES, count_parameters, stage_status
 from .models import stages as model_stages
 from .optim import sweep_split
@@ -227,22 +228,6 @@ def plot_conv1_filters(model: nn.Module, max_filters: int = 64) -> Figure:
     return fig
 
 
-def _stage_outputs(model: nn.Module, image: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Outputs (1, C, H, W) of the named stages for one image, computed stage after stage."""
-    parts = model_stages(model)
-    unknown = [n for n in names if n not in parts]
-    if unknown:
-        raise ValueError(f"no stage named {unknown}; the stages of this model are {list(parts)}")
-    x = (image.unsqueeze(0) if image.ndim == 3 else image).to(module_device(model))
-    outputs, last = {}, max(list(parts).index(n) for n in names)
-    with eval_mode(model), torch.no_grad():
-        for name, stage in list(parts.items())[: last + 1]:
-            x = stage(x)
-            if name in names:
-                outputs[name] = x.detach().float().cpu()
-    return outputs
-
-
 def plot_feature_maps(model: nn.Module, image: torch.Tensor, stages: Sequence[str] | None = None,
                       n: int = 8) -> Figure:
     """Activations of one image after each stage, early (top row) to deep (bottom row).
@@ -256,7 +241,7 @@ def plot_feature_maps(model: nn.Module, image: torch.Tensor, stages: Sequence[st
     names = list(stages) if stages is not None else list(model_stages(model))[:-1]
     if image.ndim not in (3, 4) or (image.ndim == 4 and len(image) != 1):
         raise ValueError(f"pass one image (C, H, W) or (1, C, H, W), got shape {tuple(image.shape)}")
-    outputs = _stage_outputs(model, image, names)
+    outputs = stage_outputs(model, image, names)
     fig = _figure(1.3 * n + 1, 1.4 * len(names))
     axes = fig.subplots(len(names), n, squeeze=False)
     for row, name in zip(axes, names):

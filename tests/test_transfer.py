@@ -13,8 +13,9 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from ftlib.bench.transfer import (accuracy, domain_transfer, extract_features, probe_accuracy, stage_features, to_inputs,
-                            train_classifier, transfer_benchmark)
+from ftlib.bench.transfer import _batches, domain_transfer, stage_features, to_inputs, train_classifier, transfer_benchmark
+from ftlib.features import extract_features, probe_accuracy, without_head
+from ftlib.metrics import evaluate
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "ftlib" / "weights"
 JSON_KEYS = {"arch", "num_classes", "categories", "mean", "std", "resize_size", "crop_size", "source", "recipe", "sha256"}
@@ -50,53 +51,68 @@ def test_accuracy_counts_right_answers_over_short_batches():
     logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [5.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
     x = torch.arange(5).float().view(5, 1, 1, 1).expand(5, 3, 2, 2).contiguous()
     labels = torch.tensor([0, 1, 1, 1, 1])  # predictions 0, 1, 0, 1, 0 -> 2 wrong of 5
-    assert accuracy(_FixedLogits(logits), x, labels, batch_size=2) == pytest.approx(3 / 5)
+    assert evaluate(_FixedLogits(logits), _batches(x, labels, batch_size=2)).accuracy == pytest.approx(3 / 5)
 
 
 def test_extract_features_is_pooled_layer4_and_keeps_the_head():
     torch.manual_seed(0)
     model = resnet18(num_classes=3).eval()
-    x = torch.randn(2, 3, 32, 32)
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([0, 2])
     head = model.fc
-    feats = extract_features(model, x, batch_size=1)
+    feats, labels = extract_features(without_head(model), _batches(x, y, batch_size=1), device="cpu")
     m = model
     with torch.no_grad():
         h = m.maxpool(m.relu(m.bn1(m.conv1(x))))
         expected = m.layer4(m.layer3(m.layer2(m.layer1(h)))).mean((2, 3))
-    assert feats.shape == (2, 512) and torch.allclose(feats, expected, atol=1e-5)
+    assert feats.shape == (2, 512) and torch.allclose(feats, expected, atol=1e-5) and torch.equal(labels, y)
     assert model.fc is head
     with torch.no_grad():
         expected2 = m.layer2(m.layer1(h)).mean((2, 3))
-    assert torch.allclose(extract_features(model, x, upto="layer2"), expected2, atol=1e-5)
-    both = stage_features(model, x, ("layer2", "layer4"), batch_size=1)      # one pass, both stages
+    only2, _ = stage_features(model, _batches(x, y), ("layer2",), device="cpu")
+    assert torch.allclose(only2["layer2"], expected2, atol=1e-5)
+    # one pass, both stages, in the order asked for; batches of one give the same numbers
+    both, labels = stage_features(model, _batches(x, y, batch_size=1), ("layer4", "layer2"), device="cpu")
+    assert list(both) == ["layer4", "layer2"] and torch.equal(labels, y)
     assert torch.allclose(both["layer2"], expected2, atol=1e-5) and torch.allclose(both["layer4"], expected, atol=1e-5)
+    assert model.fc is head and not model.training
     with pytest.raises(ValueError, match="no stage named"):
-        stage_features(model, x, ("layer9",))
+        stage_features(model, _batches(x, y), ("layer9",), device="cpu")
 
 
 def test_probe_separable_vs_random_labels():
     xtr, ytr = _blobs(200, 4, 16, seed=0)
     xte, yte = _blobs(200, 4, 16, seed=0)
-    assert probe_accuracy(xtr, ytr, xte + 0.1 * torch.randn_like(xte), yte) > 0.95
+    assert probe_accuracy((xtr, ytr), (xte + 0.1 * torch.randn_like(xte), yte)) > 0.95
     shuffled = ytr[torch.randperm(200, generator=torch.Generator().manual_seed(1))]
-    assert probe_accuracy(xtr, shuffled, xte, yte) < 0.6
+    assert probe_accuracy((xtr, shuffled), (xte, yte)) < 0.6
 
 
 def test_train_classifier_learns_and_is_deterministic():
     x, y = _blobs(64, 2, 12, seed=3)
-    x = x.view(64, 3, 2, 2)
+    x = x.view(64, 3, 4, 1)  # one pixel wide: the random flips leave these inputs as they are
 
     def run():
         torch.manual_seed(0)
         model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
-        return train_classifier(model, x, y, epochs=5, lr=0.05, batch_size=16, weight_decay=0.0, seed=0)
+        return train_classifier(model, x, y, epochs=5, lr=0.05, batch_size=16, weight_decay=0.0, seed=0, device="cpu")
 
     a, b = run(), run()
-    assert accuracy(a, x, y) > 0.9
+    assert evaluate(a, _batches(x, y), device="cpu").accuracy > 0.9
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert not a.training
     with pytest.raises(ValueError, match="epochs"):
         train_classifier(a, x, y, epochs=0, lr=0.1)
+
+
+def test_random_flips_depend_on_the_seed_only():
+    from ftlib.bench.transfer import _RandomFlips
+    items = [(torch.arange(4.0).view(1, 1, 4) + i, i) for i in range(64)]
+    a, labels = _RandomFlips(0)(items)
+    b, _ = _RandomFlips(0)(items)
+    c, _ = _RandomFlips(1)(items)
+    flipped = a[:, 0, 0, 0] > a[:, 0, 0, -1]
+    assert torch.equal(a, b) and not torch.equal(a, c) and 16 < int(flipped.sum()) < 48
+    assert torch.equal(labels, torch.arange(64)) and torch.equal(a[~flipped], torch.stack([x for x, _ in items])[~flipped])
 
 
 def test_backbone_lr_zero_trains_only_the_head():
@@ -104,7 +120,7 @@ def test_backbone_lr_zero_trains_only_the_head():
     model = resnet18(num_classes=2)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     x, y = torch.randn(8, 3, 32, 32), torch.tensor([0, 1] * 4)
-    train_classifier(model, x, y, epochs=1, lr=0.01, backbone_lr=0.0, batch_size=4, weight_decay=0.0)
+    train_classifier(model, x, y, epochs=1, lr=0.01, backbone_lr=0.0, batch_size=4, weight_decay=0.0, device="cpu")
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed == {"fc.weight", "fc.bias"}
 

@@ -10,8 +10,10 @@ on each offline stand-in with at most 50 labels per class, three test accuracies
   same steps, batch size, learning rate and schedule as scratch.
 
 `python -m ftlib.bench --quick` reports the result; lesson 02 makes the same comparison
-with its own plots. The training loop here is deliberately minimal (AdamW, cosine schedule,
-random flips, bf16 autocast on CPUs that support it) so that the benchmark is short.
+with its own plots. It is built from the lessons' own pieces: `ftlib.fit` trains (AdamW,
+warm-up then cosine, random flips, the bf16 fast path on CPUs that have it),
+`ftlib.metrics.evaluate` scores, `ftlib.features.extract_features` and
+`ftlib.features.probe_accuracy` make the linear probe.
 """
 
 from __future__ import annotations
@@ -19,26 +21,26 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, default_collate
 from torchvision.models import resnet18
 
-from ..data import CLASS_NAMES
-from ..features import global_pool
-from ..models import stages
-from ..pretrained import load_model
-from ..progress import progress
 from ..course.standins import make_standin
-from ..precision import cpu_has_native_bf16
+from ..data import CLASS_NAMES
+from ..features import extract_features, global_pool, probe_accuracy, stage_outputs
+from ..metrics import evaluate
+from ..models import stage_names
+from ..optim import param_groups
+from ..precision import Precision, cpu_has_native_bf16
+from ..pretrained import load_model
+from ..train import fit
 
 PROBE_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 
-__all__ = ["to_inputs", "train_classifier", "accuracy", "extract_features", "stage_features", "probe_accuracy",
-           "domain_transfer", "transfer_benchmark"]
+__all__ = ["to_inputs", "train_classifier", "stage_features", "domain_transfer", "transfer_benchmark"]
 
 
 def to_inputs(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
@@ -47,119 +49,112 @@ def to_inputs(images: torch.Tensor, mean: list[float], std: list[float]) -> torc
     return (images.float() / 255 - m) / s
 
 
-def _autocast(device: torch.device, bf16: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+def _batches(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 200) -> DataLoader:
+    """The tensors in order, `batch_size` at a time (for evaluation and feature extraction)."""
+    return DataLoader(TensorDataset(inputs, labels), batch_size=batch_size)
 
 
-def _groups(model: nn.Module, lr: float, backbone_lr: float | None) -> list[dict]:
-    """One optimizer group, or two: the head `fc` at `lr` and everything else at `backbone_lr`."""
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if backbone_lr is None:
-        return [{"params": [p for _, p in params], "lr": lr, "name": "all"}]
-    head = [p for n, p in params if n.startswith("fc.")]
-    body = [p for n, p in params if not n.startswith("fc.")]
-    return [{"params": head, "lr": lr, "name": "head"}, {"params": body, "lr": backbone_lr, "name": "backbone"}]
+class _RandomFlips:
+    """A DataLoader `collate_fn`: stacks the batch, then mirrors each image left-right with
+    probability 1/2, drawn from its own generator so that the flips depend on `seed` only."""
+
+    def __init__(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, items: list) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = default_collate(items)
+        flip = torch.rand(len(x), 1, 1, 1, generator=self.generator) < 0.5
+        return torch.where(flip, x.flip(-1), x), y
+
+
+def _warmup_cosine(steps_per_epoch: int, total: int) -> Callable[[int], float]:
+    """LR factor at step s: a linear warm-up over the first epoch, times a cosine from 1 to 0 over `total` steps."""
+    return lambda s: min(1.0, (s + 1) / steps_per_epoch) * 0.5 * (1 + math.cos(math.pi * s / total))
 
 
 def train_classifier(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epochs: int,
                      lr: float, backbone_lr: float | None = None, batch_size: int = 32,
                      weight_decay: float = 0.05, seed: int = 0, bf16: bool = False,
-                     device: str = "cpu") -> nn.Module:
-    """Train all trainable parameters: AdamW, 1-epoch warm-up then cosine to 0, random horizontal flips.
+                     device: torch.device | str | None = None) -> nn.Module:
+    """Train all trainable parameters with `ftlib.fit`: AdamW, 1-epoch warm-up then cosine to 0
+    (stepped per batch), random horizontal flips.
 
     inputs: float32 (N, 3, H, W), already normalised; labels: int64 (N,). `backbone_lr`
-    (optional) gives every parameter outside the head `fc` its own, usually smaller, rate.
-    The batch order and flips come from `seed`. Returns the model in eval mode. Used by
-    `domain_transfer`.
+    (optional) gives every stage but the head its own, usually smaller, rate
+    (`ftlib.optim.param_groups`). The batch order and flips come from `seed`. bf16: the CPU
+    fast path (`Precision(fast=True)`), else fp32. device: None means `get_device()`.
+    Returns the model in eval mode. Used by `domain_transfer`.
     """
     if epochs < 1 or len(inputs) == 0:
         raise ValueError(f"need epochs >= 1 and some images, got epochs={epochs}, {len(inputs)} images")
-    dev = torch.device(device)
-    model.to(dev).train()
-    opt = torch.optim.AdamW(_groups(model, lr, backbone_lr), weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(inputs) / batch_size)
-    total = epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / steps_per_epoch) * 0.5 * (1 + math.cos(math.pi * s / total)))
-    g = torch.Generator().manual_seed(seed)
-    for _ in progress(range(epochs), desc="train"):
-        order = torch.randperm(len(inputs), generator=g)
-        for i in range(0, len(inputs), batch_size):
-            idx = order[i:i + batch_size]
-            x, y = inputs[idx], labels[idx]
-            flip = torch.rand(len(idx), 1, 1, 1, generator=g) < 0.5
-            x = torch.where(flip, x.flip(-1), x).to(dev)
-            with _autocast(dev, bf16):
-                loss = F.cross_entropy(model(x).float(), y.to(dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval()
+    loader = DataLoader(TensorDataset(inputs, labels), batch_size=batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed), collate_fn=_RandomFlips(seed))
+    names = stage_names(model)
+    lrs = {name: lr if backbone_lr is None or name == names[-1] else backbone_lr for name in names}
+    optimizer = torch.optim.AdamW(param_groups(model, lr, lrs=lrs), weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(len(loader), epochs * len(loader)))
+    fit(model, loader, None, epochs, optimizer, scheduler, scheduler_step="batch", device=device, quiet=True,
+        precision=Precision(fast=True) if bf16 else "fp32")
+    return model
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 200,
-             bf16: bool = False, device: str = "cpu") -> float:
-    """Fraction of `inputs` (N, 3, H, W float32) classified as `labels` (N,), in [0, 1]; eval mode."""
-    model.to(device).eval()
-    correct = 0
-    for i in range(0, len(inputs), batch_size):
-        with _autocast(torch.device(device), bf16):
-            pred = model(inputs[i:i + batch_size].to(device)).argmax(1).cpu()
-        correct += int((pred == labels[i:i + batch_size]).sum())
-    return correct / len(inputs)
+class _PooledStages(nn.Module):
+    """The globally pooled outputs of the stages `names` of `model`, side by side: (N, sum of their channels).
 
-
-@torch.no_grad()
-def extract_features(model: nn.Module, inputs: torch.Tensor, *, upto: str = "layer4", batch_size: int = 200,
-                     bf16: bool = False, device: str = "cpu") -> torch.Tensor:
-    """Globally average-pooled output of the stage `upto`: (N, C) float32; eval mode, the model is unchanged.
-
-    Stages as in `ftlib.models.stages` (resnet: stem, layer1..layer4). The default, layer4,
-    gives the penultimate features (N, 512) that the model's own head sees.
+    The stages run once, in order (`ftlib.plots`' stage walk); `widths` holds each stage's
+    channel count after a forward pass, to split the columns again.
     """
-    return stage_features(model, inputs, (upto,), batch_size=batch_size, bf16=bf16, device=device)[upto]
+
+    def __init__(self, model: nn.Module, names: Sequence[str]) -> None:
+        super().__init__()
+        self.model, self.names, self.widths = model, tuple(names), []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = stage_outputs(self.model, x, self.names)
+        pooled = [global_pool(outputs[name]) for name in self.names]
+        self.widths = [p.shape[1] for p in pooled]
+        return torch.cat(pooled, dim=1)
 
 
-@torch.no_grad()
-def stage_features(model: nn.Module, inputs: torch.Tensor, names: tuple[str, ...], *, batch_size: int = 200,
-                   bf16: bool = False, device: str = "cpu") -> dict[str, torch.Tensor]:
-    """{stage: its globally average-pooled output (N, C) float32} for each stage in `names`, in one pass.
+def stage_features(model: nn.Module, loader: Iterable, names: Sequence[str],
+                   device: torch.device | str | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """({stage: its globally average-pooled output (N, C) float32}, labels (N,) int64), in one pass.
 
-    Runs the stages in order up to the last one named, so earlier stages are computed once.
+    `loader` yields (inputs, labels) batches, as for `ftlib.features.extract_features`, which
+    runs here over the stages `names` of `ftlib.models.stages`
+    (resnet: stem, layer1..layer4): eval mode, no gradients, the model is unchanged; each
+    stage is computed once, however many are named. device: None means `get_device()`.
     """
-    parts = stages(model)
-    missing = [n for n in names if n not in parts]
-    if missing:
-        raise ValueError(f"no stage named {missing}; the stages of this model are {list(parts)}")
-    last = max(list(parts).index(n) for n in names)
-    model.to(device).eval()
-    out = {n: [] for n in names}
-    for i in range(0, len(inputs), batch_size):
-        x = inputs[i:i + batch_size].to(device)
-        with _autocast(torch.device(device), bf16):
-            for name, module in list(parts.items())[:last + 1]:
-                x = module(x)
-                if name in out:
-                    out[name].append(global_pool(x).float().cpu())
-    return {n: torch.cat(v) for n, v in out.items()}
+    pooled = _PooledStages(model, names)
+    features, labels = extract_features(pooled, loader, device)
+    return dict(zip(pooled.names, features.split(pooled.widths, dim=1))), labels
 
 
-def probe_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
-                   test_labels: torch.Tensor, c: float = 1.0) -> float:
-    """Linear probe: standardised features (N, D) -> multinomial logistic regression; test accuracy in [0, 1]."""
-    mu, sd = train_feats.mean(0), train_feats.std(0).clamp(min=1e-6)
-    clf = LogisticRegression(C=c, max_iter=2000)
-    clf.fit(((train_feats - mu) / sd).numpy(), train_labels.numpy())
-    pred = clf.predict(((test_feats - mu) / sd).numpy())
-    return float((torch.as_tensor(pred) == test_labels).float().mean())
+def _scratch_inputs(images_train: torch.Tensor, images_test: torch.Tensor, mean: list[float], std: list[float],
+                    scratch_norm: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scratch's (train, test) inputs: normalised by the training images' own statistics ("own")
+    or by the pretrained weights' `mean` and `std` ("weights")."""
+    if scratch_norm not in ("own", "weights"):
+        raise ValueError(f"scratch_norm={scratch_norm!r}: use 'own' or 'weights'")
+    if scratch_norm == "own":
+        pixels = images_train.float() / 255
+        mean, std = pixels.mean((0, 2, 3)).tolist(), pixels.std((0, 2, 3)).clamp(min=1e-3).tolist()
+    return to_inputs(images_train, mean, std), to_inputs(images_test, mean, std)
+
+
+def _probes(backbone: nn.Module, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
+            device: torch.device | str | None) -> dict[str, float]:
+    """{stage: test accuracy of a linear probe on its pooled output} for each of PROBE_LAYERS."""
+    feats_tr, _ = stage_features(backbone, _batches(*train), PROBE_LAYERS, device)
+    feats_te, _ = stage_features(backbone, _batches(*test), PROBE_LAYERS, device)
+    return {layer: round(probe_accuracy((feats_tr[layer], train[1]), (feats_te[layer], test[1])), 4)
+            for layer in PROBE_LAYERS}
 
 
 def domain_transfer(domain: str, pretrained: Callable[[int], nn.Module], mean: list[float], std: list[float], *,
                     per_class: int = 50, test_per_class: int = 100, steps: int = 200, seed: int = 0,
                     scratch_lr: float = 1e-3, finetune_lr: float = 1e-3, bf16: bool = False,
-                    scratch_norm: str = "own") -> dict:
+                    scratch_norm: str = "own", device: torch.device | str | None = None) -> dict:
     """Scratch, probe and fine-tune test accuracies on one stand-in, with `per_class` training labels.
 
     pretrained(num_classes) returns the backbone with a fresh head. Scratch and fine-tune
@@ -171,31 +166,26 @@ def domain_transfer(domain: str, pretrained: Callable[[int], nn.Module], mean: l
     "weights" gives scratch the pretrained weights' `mean` and `std`, like fine-tuning.
     `probe_acc` probes the penultimate (layer4) features; `probe_acc_by_layer` probes each
     stage's pooled output as well, to show where the transferable features are.
+    device: None means `get_device()`.
     Returns {"scratch_acc", "probe_acc", "finetune_acc", "chance", "probe_acc_by_layer",
     "train_images", "test_images", "epochs", "seconds"}.
     """
     t0 = time.time()
     k = len(CLASS_NAMES[domain])
     data = make_standin(domain, per_class=(per_class, 0, test_per_class), seed=seed)
+    xs_tr, xs_te = _scratch_inputs(data.train.images, data.test.images, mean, std, scratch_norm)
     xtr, ytr = to_inputs(data.train.images, mean, std), data.train.labels
     xte, yte = to_inputs(data.test.images, mean, std), data.test.labels
-    if scratch_norm not in ("own", "weights"):
-        raise ValueError(f"scratch_norm={scratch_norm!r}: use 'own' or 'weights'")
-    xs_tr, xs_te = xtr, xte
-    if scratch_norm == "own":
-        pixels = data.train.images.float() / 255
-        own_mean, own_std = pixels.mean((0, 2, 3)).tolist(), pixels.std((0, 2, 3)).clamp(min=1e-3).tolist()
-        xs_tr, xs_te = to_inputs(data.train.images, own_mean, own_std), to_inputs(data.test.images, own_mean, own_std)
     epochs = math.ceil(steps / math.ceil(len(ytr) / 32))
+    train = dict(epochs=epochs, seed=seed, bf16=bf16, device=device)
     torch.manual_seed(seed)
-    scratch = train_classifier(resnet18(num_classes=k), xs_tr, ytr, epochs=epochs, lr=scratch_lr, seed=seed, bf16=bf16)
+    scratch = train_classifier(resnet18(num_classes=k), xs_tr, ytr, lr=scratch_lr, **train)
     backbone = pretrained(k)
-    feats_tr = stage_features(backbone, xtr, PROBE_LAYERS, bf16=bf16)
-    feats_te = stage_features(backbone, xte, PROBE_LAYERS, bf16=bf16)
-    probes = {layer: round(probe_accuracy(feats_tr[layer], ytr, feats_te[layer], yte), 4) for layer in PROBE_LAYERS}
-    tuned = train_classifier(backbone, xtr, ytr, epochs=epochs, lr=finetune_lr, seed=seed, bf16=bf16)
-    return {"scratch_acc": round(accuracy(scratch, xs_te, yte, bf16=bf16), 4), "probe_acc": probes["layer4"],
-            "finetune_acc": round(accuracy(tuned, xte, yte, bf16=bf16), 4), "chance": round(1 / k, 4),
+    probes = _probes(backbone, (xtr, ytr), (xte, yte), device)
+    tuned = train_classifier(backbone, xtr, ytr, lr=finetune_lr, **train)
+    return {"scratch_acc": round(evaluate(scratch, _batches(xs_te, yte), device).accuracy, 4),
+            "probe_acc": probes["layer4"],
+            "finetune_acc": round(evaluate(tuned, _batches(xte, yte), device).accuracy, 4), "chance": round(1 / k, 4),
             "probe_acc_by_layer": probes,
             "train_images": len(ytr), "test_images": len(yte), "epochs": epochs, "seconds": round(time.time() - t0, 1)}
 
@@ -211,7 +201,7 @@ def transfer_benchmark(quick: bool = True, per_class: int = 50, seeds: tuple[int
     order; with 100 training images one seed moves the medical accuracies by 3 points or so,
     so the table averages several and also lists each seed's gain (`gain_by_seed`,
     fine-tune minus scratch). weights_dir: where `resnet18_offline.pt/.json` are (default:
-    the package's). bf16 autocast is used on CPUs with native bf16. Used by `python -m ftlib.bench`.
+    the package's). Training uses the bf16 fast path on CPUs with native bf16. Used by `python -m ftlib.bench`.
     """
     if not 1 <= per_class <= 50:
         raise ValueError(f"per_class={per_class}: the benchmark is about small data, use 1 to 50 labels per class.")

@@ -1,19 +1,24 @@
 """The lesson map, and how long each lesson takes on this machine. Used in lesson 00.
 
-`quick_s` is the time nbval measured for the lesson's quick budget, offline, on the
-reference machine (2 CPU cores, recorded in `REFERENCE`; `pytest --nbval-lax` wall time,
-kernel start included); None until the lesson passes there. A lesson's
-time here is estimated by scaling with this machine's measured training speed.
+`quick_s` is the time a lesson's quick budget took, offline, on the reference machine
+(`pytest --nbval-lax` wall time, kernel start included); None until the lesson passes
+there. `REFERENCE` is that machine and its ResNet-18 training speed. Both are read from
+`lesson_times.json` beside this file, which `python -m ftlib.bench.lesson_times --write`
+(`make times`) measures and writes; nobody edits the numbers by hand. A lesson's time on
+another machine is estimated by scaling with that machine's training speed.
 """
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Lesson", "LESSONS", "REFERENCE", "available_lessons", "estimate_seconds"]
+__all__ = ["Lesson", "LESSONS", "REFERENCE", "TIMES_FILE", "available_lessons", "estimate_seconds"]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+TIMES_FILE = Path(__file__).with_name("lesson_times.json")
 
 
 @dataclass(frozen=True)
@@ -30,24 +35,38 @@ class Lesson:
         return found[0] if found else None
 
 
-# ResNet-18 training speed at 64 px, batch 32, fp32, on the machine that measured quick_s.
-REFERENCE = {"machine": "2-core x86-64 CPU (AVX512-BF16), no GPU; idle, 2026-11-21", "train_img_s": 168.0}
+def _recorded_times(path: Path = TIMES_FILE) -> dict:
+    """{"machine", "date", "train_img_s", "lessons": {number: seconds}} from `path`; no times when it is missing."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        warnings.warn(f"{path} is missing: no lesson times (python -m ftlib.bench.lesson_times --write measures them).",
+                      stacklevel=2)
+        return {"machine": "not measured", "date": None, "train_img_s": float("nan"), "lessons": {}}
 
-LESSONS = [
-    Lesson("00", "setup", "environment check, device, the two worlds, time per lesson", quick_s=8),
-    Lesson("01", "pretrained models", "conv1 filters, feature maps, ImageNet predictions, model zoo", quick_s=33),
-    Lesson("02", "scratch vs pretrained", "accuracy against the number of labels", quick_s=75),
-    Lesson("03", "feature extraction vs fine-tuning", "frozen backbone + new head, cached features", quick_s=36),
-    Lesson("04", "freezing layers", "which layers to freeze, BatchNorm pitfall", quick_s=89),
-    Lesson("05", "learning rates", "LR range test, schedules, discriminative LR", quick_s=27),
-    Lesson("06", "overfitting", "augmentation, dropout, weight decay, early stopping", quick_s=35),
-    Lesson("07", "gradual unfreezing", "ULMFiT-style unfreezing, catastrophic forgetting", quick_s=41),
-    Lesson("08", "classification pipeline", "metrics, imbalance, saving and inference"),
-    Lesson("09", "project: medical", "chest X-rays: sensitivity and specificity"),
-    Lesson("10", "project: satellite", "EuroSAT land cover"),
-    Lesson("11", "project: retail", "product images"),
-    Lesson("12", "beyond classification", "fine-tuning a detector"),
+
+_TIMES = _recorded_times()
+
+# ResNet-18 training speed (images/s) at 64 px, batch 32, fp32 (`ftlib.cost.throughput`), on
+# the machine that measured quick_s.
+REFERENCE = {"machine": _TIMES["machine"], "date": _TIMES["date"], "train_img_s": _TIMES["train_img_s"]}
+
+_MAP = [
+    ("00", "setup", "environment check, device, the two worlds, time per lesson"),
+    ("01", "pretrained models", "conv1 filters, feature maps, ImageNet predictions, model zoo"),
+    ("02", "scratch vs pretrained", "accuracy against the number of labels"),
+    ("03", "feature extraction vs fine-tuning", "frozen backbone + new head, cached features"),
+    ("04", "freezing layers", "which layers to freeze, BatchNorm pitfall"),
+    ("05", "learning rates", "LR range test, schedules, discriminative LR"),
+    ("06", "overfitting", "augmentation, dropout, weight decay, early stopping"),
+    ("07", "gradual unfreezing", "ULMFiT-style unfreezing, catastrophic forgetting"),
+    ("08", "classification pipeline", "metrics, imbalance, saving and inference"),
+    ("09", "project: medical", "chest X-rays: sensitivity and specificity"),
+    ("10", "project: satellite", "EuroSAT land cover"),
+    ("11", "project: retail", "product images"),
+    ("12", "beyond classification", "fine-tuning a detector"),
 ]
+LESSONS = [Lesson(number, title, shows, quick_s=_TIMES["lessons"].get(number)) for number, title, shows in _MAP]
 
 
 def available_lessons() -> list[Lesson]:
