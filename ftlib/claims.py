@@ -10,7 +10,8 @@ Every lesson backs its statements with a run and checks them with
 In a strict run (`FTLIB_STRICT=1`: the test suite, nbval, CI; see `ftlib.config.is_strict`)
 a claim the run does not show raises `ClaimNotShown`, an AssertionError, so the test fails as
 an `assert` would. In a student's run it shows what was measured, says plainly that this run
-did not show the claim and what can cause that, and returns False: the notebook goes on.
+did not show the claim and what can cause that, and the notebook goes on. It returns None,
+so a cell that ends with a claim shows nothing more.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def _show(text: str) -> None:
 
 
 def claim(condition: object, message: str, *, measured: str | None = None,
-          causes: str | None = None) -> bool:
-    """Check a lesson's claim; True when `condition` holds.
+          causes: str | None = None) -> None:
+    """Check a lesson's claim: nothing happens when `condition` holds.
 
     message: the claim, stated positively ("freezing costs more skill on the far data set").
     measured: the numbers behind it, shown when the run does not show the claim.
@@ -55,12 +56,11 @@ def claim(condition: object, message: str, *, measured: str | None = None,
     stand-ins), in words a student understands.
 
     Strict runs (`FTLIB_STRICT=1`) raise `ClaimNotShown`; other runs display the
-    explanation and return False. Used in every lesson.
+    explanation and go on. Used in every lesson.
     """
     if bool(condition):
-        return True
+        return
     text = _explain(message, measured, causes)
     if is_strict():
         raise ClaimNotShown("claim broken: " + text)
     _show(text)
-    return False

@@ -104,7 +104,7 @@ def test_the_q1_solution_passes_and_check_says_correct(capsys):
     data = SimpleNamespace(train=source, class_names=NAMES)
     scope = {"data": data}
     exec(lesson02.q1.solution_code, scope)
-    assert lesson02.q1.check(scope["my_subset"], source) is True
+    assert lesson02.q1.check(scope["my_subset"], source) is None
     assert "Correct" in capsys.readouterr().out
 
 
@@ -151,5 +151,5 @@ def test_the_q2_solution_passes(capsys):
     scope = {"B": {"labels": LABELS}, "mean": {"scratch": REACHES_AT_25, "pretrained": PRE}}
     exec(lesson02.q2.solution_code, scope)
     assert scope["my_answer"] == 25
-    assert lesson02.q2.check(scope["my_answer"], LABELS, REACHES_AT_25, PRE) is True
+    assert lesson02.q2.check(scope["my_answer"], LABELS, REACHES_AT_25, PRE) is None
     assert "Correct" in capsys.readouterr().out

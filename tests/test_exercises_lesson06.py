@@ -77,7 +77,7 @@ def test_q2_right_answer_passes(model, capsys):
     decay, no_decay = split_by_hand(model)
     assert len(decay) == 21 and len(no_decay) == 41  # 20 convs + fc.weight; 20 BN x 2 + fc.bias
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-3)
-    assert lesson06.q2.check(opt, model) is True
+    assert lesson06.q2.check(opt, model) is None
     out = capsys.readouterr().out
     assert "21 weight tensors" in out and "41 norm and bias" in out
 

@@ -4,7 +4,7 @@ A lesson notebook imports its set and passes the answer explicitly:
 
     >>> from ftlib.exercises import lesson04 as ex
     >>> ex.q1                      # shows the task
-    >>> ex.q1.check(model)         # shows "Correct" or what is wrong; returns True, False or None
+    >>> ex.q1.check(model)         # shows "Correct" or what is wrong, and goes on
     >>> ex.q1.hint()               # hint 1; ex.q1.hint(2) shows the next one
     >>> ex.q1.solution()           # the code of one right answer
     >>> ex.q1.verify(model)        # the same check, silent: a summary, or `Incorrect` is raised

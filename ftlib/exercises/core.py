@@ -5,8 +5,8 @@ An exercise is checked in one of two ways:
 
 - `ex.q1.verify(answer)`, the pure check (tests, grading): returns the checker's one-line
   summary, or raises `Incorrect` saying what is wrong.
-- `ex.q1.check(answer)`, in the notebook: shows the outcome and returns True (correct),
-  False (not yet) or None (still the placeholder). A wrong answer, a call with the wrong
+- `ex.q1.check(answer)`, in the notebook: shows the outcome (correct, not yet, or not
+  answered yet) and returns None. A wrong answer, a call with the wrong
   arguments or an error in the student's own code is shown, never raised, so no lesson
   needs a try/except around it (learntools' split between a problem and its view).
 
@@ -185,12 +185,13 @@ class Exercise:
                               f"with your answer, as in `{self.usage}`.")
         return self.checker(*answer, **options)
 
-    def check(self, *answer: Any, **options: Any) -> bool | None:
+    def check(self, *answer: Any, **options: Any) -> None:
         """Check the answer and show the outcome; nothing is raised for a wrong answer.
 
-        Returns True and shows "**Correct.** ..."; False and shows what is wrong (a wrong
-        answer, a call that does not fit `usage`, or the error the student's code raised);
-        None and shows "**Not answered yet.**" while the answer is still the placeholder.
+        Shows "**Correct.** ...", or what is wrong (a wrong answer, a call that does not fit
+        `usage`, or the error the student's code raised), or "**Not answered yet.**" while the
+        answer is still the placeholder. Returns None, so a cell that ends with it shows only
+        the message; `verify` is the check that returns or raises.
         """
         try:
             summary = self.verify(*answer, **options)
@@ -198,10 +199,9 @@ class Exercise:
             feedback = _feedback(error, self.usage)
             record(self.lesson, self.key, _status(error), feedback)
             show(feedback)
-            return None if isinstance(error, NotAnswered) else False
+            return
         record(self.lesson, self.key, "passed", summary)
         show(f"**Correct.** {summary}")
-        return True
 
     def hint_text(self, n: int = 1) -> str:
         """The Markdown of hint `n` (1-based)."""
