@@ -16,24 +16,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ftlib.optim import LRFindResult, lr_find, make_optimizer, param_groups, suggest_lr
-
-
-def tiny_model(seed: int = 0) -> nn.Sequential:
-    """Three stages (stem, body, head): conv+BN, conv+BN+pool, linear."""
-    torch.manual_seed(seed)
-    return nn.Sequential(OrderedDict(
-        stem=nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()),
-        body=nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                           nn.AdaptiveAvgPool2d(1), nn.Flatten()),
-        head=nn.Linear(8, 3)))
+from tiny import loader, tiny_data, tiny_model
 
 
 def tiny_loader(n: int = 48, batch_size: int = 8, seed: int = 0) -> DataLoader:
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 3, (n,), generator=g)
-    x = torch.randn(n, 3, 8, 8, generator=g) * 0.5
-    x[torch.arange(n), y] += 1.0  # the label's channel is brighter: learnable
-    return DataLoader(TensorDataset(x, y), batch_size=batch_size)
+    return loader(*tiny_data(n, seed), batch_size=batch_size)
 
 
 def ids(params) -> set[int]:
