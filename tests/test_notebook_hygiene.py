@@ -109,3 +109,32 @@ def test_quick_and_full_budgets_set_the_same_things(path):
 def test_budget_settings_finds_a_missing_key():
     code = 'B = {"quick": dict(a=1, b=2), "full": dict(a=3)}[ftlib.budget()]'
     assert budget_settings(code) == {"quick": {"a", "b"}, "full": {"a"}}
+
+
+LESSONS = [p for p in PATHS if not p.name.startswith("00_")]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.name for p in LESSONS])
+def test_lesson_checks_its_claims_with_ftlib_claim(path):
+    """Claims go through ftlib.claim (strict in tests, explained in a student's run)."""
+    assert "ftlib.claim(" in code_of(path)
+
+
+def catches_a_check(code: str) -> bool:
+    """True when a try/except wraps an exercise's check(): the wrapper check() makes unneeded."""
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Try):
+            calls = [n for stmt in node.body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+            if any(isinstance(c.func, ast.Attribute) and c.func.attr == "check" for c in calls):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_no_notebook_wraps_exercise_checks(path):
+    assert not catches_a_check(code_of(path)), f"{path.name}: ex.qN.check() shows its feedback; drop the try/except"
+
+
+def test_catches_a_check_finds_a_wrapper():
+    assert catches_a_check("try:\n    ex.q1.check(a)\nexcept Exception as e:\n    print(e)")
+    assert not catches_a_check("ex.q1.check(a)\ntry:\n    x = 1\nexcept Exception:\n    pass")
