@@ -24,7 +24,7 @@ def _write(folder, name: str, *cells: str) -> None:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("class")
-    _write(folder, "01_all.ipynb", *RIGHT.values(), "import ftlib\nftlib.grade.RAN_HERE = True")
+    _write(folder, "01_all.ipynb", *RIGHT.values(), "import ftlib.grade\nftlib.grade.RAN_HERE = True")
     _write(folder, "01_none.ipynb", "ex.q1.check(None)", "answer = ...")
     _write(folder, "01_one_wrong.ipynb", RIGHT["q1"], "ex.q2.check(9999)", RIGHT["q3"])
     _write(folder, "01_raises.ipynb", RIGHT["q1"], "1 / 0", RIGHT["q2"], 'print("Correct. q3 passed")')
