@@ -13,7 +13,8 @@ and prints one line saying which data set and which world it used:
 and the procedural stand-in otherwise (always when `FTLIB_OFFLINE=1`). Real images are
 decoded once into uint8 tensors `(N, 3, size, size)` and cached in
 `data_dir()/tensors`, so later loads take a second. Raw files come from
-`ftlib.sources` and are checked against the publisher's checksum.
+`ftlib.sources` and are checked against the publisher's checksum. A read-only cache (a
+classroom's shared copy) is only read, and a damaged tensor cache is rebuilt from the raw files.
 
 `load_image_folder(root)` reads a student's own images (one folder per class) with the
 same checks; `load_image(path)` reads one image. Used from lesson 02 on, and lessons 08-11.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import pickle
 import shutil
 import warnings
 from pathlib import Path
@@ -35,14 +37,15 @@ from torchvision.transforms.v2 import functional as TF
 
 from .config import data_dir, is_offline
 from .data import CLASS_NAMES, DataSplits, TensorImageDataset
-from .course.download import DownloadError, OfflineError, download, safe_extract
+from .course.download import (CacheNotWritableError, DownloadError, OfflineError, download,
+                              not_writable_error, safe_extract, writable_problem)
 from .progress import progress
 
 if TYPE_CHECKING:
     from .course.sources import Source
 
 __all__ = ["load_dataset", "load_image_folder", "load_image", "load_photos", "to_rgb", "fetch_dataset",
-           "fetch_file", "is_cached", "tensor_cache_path", "DATASET_NAMES", "IMAGE_EXTENSIONS"]
+           "fetch_file", "is_cached", "tensor_cache_path", "DamagedCacheError", "DATASET_NAMES", "IMAGE_EXTENSIONS"]
 
 DATASET_NAMES = ("medical", "satellite", "retail")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -54,19 +57,33 @@ _UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 # --- one image ----------------------------------------------------------------------------------
 
 
+def _grey_to_uint8(image: Image.Image) -> np.ndarray:
+    """Grey values of any depth (16-bit, 32-bit int, float) as uint8 0..255, keeping the levels.
+
+    Floats whose maximum is at most 1 are read as [0, 1]. Everything else is scaled by the
+    smallest bit depth (8, 10, 12, 14 or 16 bits) that holds its maximum, so a 12-bit X-ray
+    stored in a 16-bit PNG (0..4095) spans 0..255 instead of 0..16; larger values by their maximum.
+    """
+    values = np.clip(np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0), 0, None)
+    top = float(values.max(initial=0.0))
+    if image.mode == "F" and top <= 1:
+        full = 1.0
+    else:
+        full = next((2.0 ** b - 1 for b in (8, 10, 12, 14, 16) if top <= 2 ** b - 1), top)
+    return np.clip(np.round(values / full * 255), 0, 255).astype(np.uint8)
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """An 8-bit RGB copy of any PIL image.
 
     Grayscale is repeated over 3 channels; transparent images (RGBA, LA, palette with
-    transparency) are composited on white; 16-bit images (`I;16`, `I`) are scaled from
-    0..65535 to 0..255 (value / 257, rounded) instead of being clipped at 255; CMYK, palette
-    and YCbCr images go through PIL's own conversion.
+    transparency) are composited on white; 16-bit, 32-bit and float images (`I;16`, `I`,
+    `F`) are scaled by their bit depth (see `_grey_to_uint8`: 0..65535 becomes v / 257, a
+    12-bit scan 0..4095 becomes v / 16.06, floats in [0, 1] become v * 255) instead of being
+    clipped at 255; CMYK, palette and YCbCr images go through PIL's own conversion.
     """
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
-        return Image.fromarray(np.round(values / 257).astype(np.uint8)).convert("RGB")
-    if image.mode == "F":
-        return Image.fromarray(np.clip(np.asarray(image), 0, 255).round().astype(np.uint8)).convert("RGB")
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return Image.fromarray(_grey_to_uint8(image)).convert("RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -81,6 +98,11 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
     Raises `OSError` (or `SyntaxError`/`ValueError`) for a corrupt or truncated file.
     Lesson 08 uses it for inference on new images.
     """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not an image file.")
+    if path.is_file() and path.stat().st_size == 0:
+        raise OSError(f"{path} is empty (0 bytes): copy it again or delete it.")
     with Image.open(path) as image:
         image.load()  # decode everything now: a truncated file fails here
         image = to_rgb(ImageOps.exif_transpose(image))
@@ -92,24 +114,56 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
 # --- a student's own folder ---------------------------------------------------------------------
 
 
-def _class_folders(root: Path) -> dict[str, list[Path]]:
-    """{class name: image files}, after checking the one-folder-per-class layout."""
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+"""Folder names read as a ready-made split (`root/train`, `root/val`, `root/test`)."""
+
+
+def _images_in(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image files under a class folder, hidden ones skipped): a name starting with "." or
+    inside a hidden or tool folder (`.ipynb_checkpoints`, `__MACOSX`) is not an image of the class."""
+    found, hidden = [], []
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file() or p.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        parts = p.relative_to(folder).parts
+        (hidden if any(x.startswith(".") or x == "__MACOSX" for x in parts) else found).append(p)
+    return found, hidden
+
+
+def _class_folders(root: Path) -> tuple[dict[str, list[Path]], list[Path]]:
+    """({class name: image files}, hidden files skipped), after checking the one-folder-per-class layout."""
     if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder. Give the folder that holds one sub-folder per class.")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        what = "a file" if root.is_file() else "missing"
+        raise FileNotFoundError(f"{root} is {what}, not a folder. Give the folder that holds one sub-folder per class.")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX")
     layout = f"Put the images in one sub-folder per class, e.g. {root}/cats/1.jpg and {root}/dogs/1.jpg."
     if not folders:
         raise ValueError(f"{root} has no class folders. {layout}")
     if len(folders) == 1:
         raise ValueError(f"{root} has only one class folder ({folders[0].name!r}); a classifier needs "
                          f"at least two classes. {layout}")
-    files = {f.name: sorted(p for p in f.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                            and not p.name.startswith(".")) for f in folders}
-    empty = [name for name, found in files.items() if not found]
+    found = {f.name: _images_in(f) for f in folders}
+    empty = [name for name, (files, _) in found.items() if not files]
     if empty:
         raise ValueError(f"Class folder(s) {empty} in {root} have no images (looked for "
-                         f"{', '.join(IMAGE_EXTENSIONS)}). Add images or remove the folder(s).")
-    return files
+                         f"{', '.join(IMAGE_EXTENSIONS)}; hidden folders are skipped). Add images or remove the folder(s).")
+    return {name: files for name, (files, _) in found.items()}, [p for _, hidden in found.values() for p in hidden]
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    """{"train": root/train, "val": ..., "test": ...} when `root` holds a ready-made split, else {}."""
+    if not root.is_dir():
+        return {}
+    subs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    splits = {SPLIT_FOLDERS[p.name.lower()]: p for p in subs if p.name.lower() in SPLIT_FOLDERS}
+    if "train" not in splits or len(splits) < 2:
+        return {}
+    others = [p.name for p in subs if p.name.lower() not in SPLIT_FOLDERS]
+    if others:
+        raise ValueError(f"{root} mixes split folders ({', '.join(p.name for p in splits.values())}) with "
+                         f"other folders ({', '.join(others)}). Point load_image_folder at {root / 'train'} "
+                         f"(one sub-folder per class), or keep only train/, val/ and test/ in {root}.")
+    return splits
 
 
 def _decode_all(files: dict[str, list[Path]], root: Path, size: int, strict: bool):
@@ -155,25 +209,72 @@ def load_image_folder(root: str | Path, *, size: int = 64, val_fraction: float =
 
     Every image is decoded before any training: a corrupt or truncated file is named and
     skipped with one warning (or, with `strict=True`, all of them are listed in a
-    `ValueError`). Grayscale, RGBA, palette, 16-bit and CMYK images become RGB (`to_rgb`).
-    Each image is center-cropped to a square and resized to `size`. Per class, a seeded
-    shuffle puts `val_fraction` in val and `test_fraction` in test (empty by default) and
-    always keeps at least one image in train. Used in lesson 08 and the projects.
+    `ValueError`). Files in hidden folders (`.ipynb_checkpoints`, `__MACOSX`) and hidden
+    files are skipped, with a warning that counts them. Grayscale, RGBA, palette, 16-bit,
+    float and CMYK images become RGB (`to_rgb`). Each image is center-cropped to a square
+    and resized to `size`. Per class, a seeded shuffle puts `val_fraction` in val and
+    `test_fraction` in test (empty by default) and always keeps at least one image in train.
+    A root holding `train/` and `val/` (and maybe `test/`), each with the class folders, is
+    read as that ready-made split instead (the fractions are then unused). Used in lesson 08
+    and the projects.
     """
     root = Path(root)
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
-    files = _class_folders(root)
+    ready = _split_folders(root)
+    if ready:
+        return _load_split_folders(root, ready, size, strict)
+    whole, bad, hidden = _read_folder(root, size, strict)
+    parts = [TensorImageDataset(whole.images[i], whole.labels[i], whole.class_names)
+             for i in _stratified_split(whole.labels, (val_fraction, test_fraction), seed)]
+    return _folder_splits(root, whole.class_names, parts, size, bad, hidden)
+
+
+def _read_folder(root: Path, size: int, strict: bool, names: list[str] | None = None):
+    """One folder of class folders, decoded: (dataset, unreadable [(path, reason)], hidden files).
+
+    `names` fixes the class order (the val and test folders of a ready-made split follow train's).
+    """
+    files, hidden = _class_folders(root)
+    if names is not None:
+        unknown = [n for n in files if n not in names]
+        if unknown:
+            raise ValueError(f"{root} has class folder(s) {unknown} that the train folder lacks. "
+                             f"Every split needs the same class folders.")
+        files = {n: files.get(n, []) for n in names}
+    if hidden:
+        warnings.warn(f"Skipped {len(hidden)} hidden file(s) in {root}, e.g. {hidden[0].relative_to(root)}: "
+                      f"files in hidden folders (.ipynb_checkpoints, thumbnails) are copies made by tools, "
+                      f"not images of a class.", stacklevel=4)
     images, labels, bad = _decode_all(files, root, size, strict)
-    names = list(files)
-    lost = [names[c] for c in range(len(names)) if not (labels == c).any()]
+    lost = [n for c, n in enumerate(files) if names is None and not (labels == c).any()]
     if lost:
         raise ValueError(f"Class folder(s) {lost} in {root} have no readable image left. Add good images.")
-    stacked = torch.stack(images)
-    parts = [TensorImageDataset(stacked[i], labels[i], names)
-             for i in _stratified_split(labels, (val_fraction, test_fraction), seed)]
-    about = f"your images in {root}, {size} px" + (f", {len(bad)} unreadable skipped" if bad else "")
-    return DataSplits(root.name, "real", about, names, *parts, extra={"skipped": [str(p) for p, _ in bad]})
+    stacked = torch.stack(images) if images else torch.empty((0, 3, size, size), dtype=torch.uint8)
+    return TensorImageDataset(stacked, labels, list(files)), bad, hidden
+
+
+def _load_split_folders(root: Path, ready: dict[str, Path], size: int, strict: bool) -> DataSplits:
+    """`root/train`, `root/val` (and `root/test`) read as the three splits, with train's classes."""
+    train, bad, hidden = _read_folder(ready["train"], size, strict)
+    parts = [train]
+    for split in ("val", "test"):
+        if split in ready:
+            data, more_bad, more_hidden = _read_folder(ready[split], size, strict, train.class_names)
+            parts.append(data)
+            bad, hidden = bad + more_bad, hidden + more_hidden
+        else:
+            parts.append(TensorImageDataset(torch.empty((0, 3, size, size), dtype=torch.uint8),
+                                            torch.empty(0, dtype=torch.int64), train.class_names))
+    return _folder_splits(root, train.class_names, parts, size, bad, hidden, "its own train/val/test folders")
+
+
+def _folder_splits(root: Path, names: list[str], parts: list[TensorImageDataset], size: int,
+                   bad: list, hidden: list[Path], split: str = "a seeded split") -> DataSplits:
+    about = (f"your images in {root}, {size} px, {split}" + (f", {len(bad)} unreadable skipped" if bad else "")
+             + (f", {len(hidden)} hidden skipped" if hidden else ""))
+    extra = {"skipped": [str(p) for p, _ in bad], "hidden": [str(p) for p in hidden]}
+    return DataSplits(root.name, "real", about, names, *parts, extra=extra)
 
 
 # --- real data: download and decode ------------------------------------------------------------
@@ -192,7 +293,7 @@ def fetch_file(source: Source, root: Path | None = None) -> Path:
     for url in source.urls:
         try:
             return download(url, dest, md5=source.md5, sha256=source.sha256)
-        except OfflineError:
+        except (OfflineError, CacheNotWritableError):
             raise
         except DownloadError as err:  # HTTP error, bad checksum, broken connection: try the next mirror
             errors.append(err)
@@ -241,6 +342,8 @@ def _eurosat_folder() -> Path:
     if folder.is_dir():
         return folder
     archive = fetch_file(_sources().SATELLITE)
+    if writable_problem(folder.parent):
+        raise not_writable_error(folder, writable_problem(folder.parent))
     staging = folder.parent / ".extracting"
     shutil.rmtree(staging, ignore_errors=True)
     safe_extract(archive, staging)
@@ -282,6 +385,8 @@ def _fashion_raw() -> Path:
     for source in _sources().RETAIL.values():
         packed = fetch_file(source)
         plain = packed.with_suffix("")  # drop .gz
+        if not plain.exists() and writable_problem(plain.parent):
+            raise not_writable_error(plain, writable_problem(plain.parent))
         if not plain.exists():
             with gzip.open(packed, "rb") as src, open(str(plain) + ".tmp", "wb") as dst:
                 shutil.copyfileobj(src, dst)
@@ -345,24 +450,72 @@ def _raw_paths(name: str, size: int) -> list[Path]:
 def is_cached(name: str, size: int = 64) -> bool:
     """True when data set `name` can be loaded at `size` px without network."""
     _check_name(name)
+    return tensor_cache_path(name, size).exists() or _sources_present(name, size)
+
+
+def _sources_present(name: str, size: int) -> bool:
+    """True when the publisher's files (or extracted EuroSAT) are in the data cache."""
     extracted = name == "satellite" and (data_dir() / "eurosat" / "2750").is_dir()
-    return tensor_cache_path(name, size).exists() or extracted or all(p.exists() for p in _raw_paths(name, size))
+    return extracted or all(p.exists() for p in _raw_paths(name, size))
+
+
+class DamagedCacheError(DownloadError):
+    """A file in the data cache is damaged (an interrupted copy) and cannot be rebuilt here."""
+
+
+_TENSOR_KEYS = tuple(f"{s}_{k}" for s in SPLITS for k in ("images", "labels")) + ("description",)
+
+
+def _read_tensor_cache(name: str, size: int) -> dict | None:
+    """The saved tensors of `name`, or None when there are none or the damaged file can be rebuilt."""
+    cache = tensor_cache_path(name, size)
+    if not cache.exists():
+        return None
+    try:
+        saved = torch.load(cache, weights_only=True)
+        missing = [k for k in _TENSOR_KEYS if k not in saved]
+        if not missing:
+            return saved
+        reason = f"it lacks {missing}"
+    except (RuntimeError, EOFError, OSError, TypeError, ValueError, pickle.UnpicklingError) as err:
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'cannot be read'}"
+    if not _sources_present(name, size):
+        raise DamagedCacheError(
+            f"The tensor cache {cache} is damaged ({reason}), and the source files to rebuild it are "
+            f"not in {data_dir()}. Delete it, then run `python -m data_scripts.fetch {name}` where there "
+            f"is network, or copy it again from the machine that prepared the classroom.")
+    print(f"note: the tensor cache {cache.name} is damaged ({reason}); rebuilding it from the source files.")
+    return None
+
+
+def _save_tensor_cache(name: str, size: int, saved: dict) -> None:
+    """Write the decoded tensors atomically; in a read-only cache say so once and go on without."""
+    cache = tensor_cache_path(name, size)
+    problem = writable_problem(cache.parent)
+    if problem:
+        print(f"note: cannot save the decoded tensors to {cache} ({problem}); they are decoded again next "
+              f"time. Set FTLIB_DATA=<a folder you can write> to keep them.")
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.name + ".tmp")
+    torch.save(saved, tmp)
+    os.replace(tmp, cache)
 
 
 def fetch_dataset(name: str, size: int = 64) -> DataSplits:
     """The real data set `name` at `size` px: from the tensor cache, else downloaded, decoded and cached.
 
-    Raises `OfflineError` (offline world, fetch command) or `DownloadError`.
+    A damaged tensor cache is rebuilt from the source files when they are there; a
+    read-only cache is only read. Raises `OfflineError` (offline world, fetch command),
+    `CacheNotWritableError`, `DamagedCacheError` or `DownloadError`.
     """
     _check_name(name)
-    cache = tensor_cache_path(name, size)
-    if not cache.exists():
+    saved = _read_tensor_cache(name, size)
+    if saved is None:
         built = {"medical": _build_medical, "satellite": _build_satellite, "retail": _build_retail}[name](size)
         payload = {f"{s}_{k}": t for s, pair in built["splits"].items() for k, t in zip(("images", "labels"), pair)}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({**payload, "description": built["description"]}, str(cache) + ".tmp")
-        os.replace(str(cache) + ".tmp", cache)
-    saved = torch.load(cache, weights_only=True)
+        saved = {**payload, "description": built["description"]}
+        _save_tensor_cache(name, size, saved)
     names = CLASS_NAMES[name]
     parts = [TensorImageDataset(saved[f"{s}_images"], saved[f"{s}_labels"], names) for s in SPLITS]
     return DataSplits(name, "real", saved["description"], list(names), *parts)

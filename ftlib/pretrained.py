@@ -10,6 +10,7 @@ and "auto", which picks the first that works (see `get_weights`). Used in every 
 from __future__ import annotations
 
 import json
+import pickle
 import urllib.request
 from dataclasses import dataclass, field
 from http.client import HTTPException
@@ -24,7 +25,7 @@ from torchvision.models import WeightsEnum
 from torchvision.transforms import v2
 
 from .config import is_offline, is_quiet, weights_dir
-from .course.download import file_checksum
+from .course.download import file_checksum, writable_problem
 from .models import ARCHS, check_num_classes, replace_head
 
 __all__ = ["OFFLINE_WEIGHTS_DIR", "WeightsInfo", "WeightsUnavailableError",
@@ -155,9 +156,15 @@ def _offline_missing(arch: str, pt: Path, js: Path) -> str:
 def _offline_info(arch: str, folder: Path | None) -> WeightsInfo:
     folder = Path(folder) if folder is not None else OFFLINE_WEIGHTS_DIR
     pt, js = folder / f"{arch}_offline.pt", folder / f"{arch}_offline.json"
-    if not (pt.exists() and js.exists()):
+    if not (pt.is_file() and js.is_file()):
         raise WeightsUnavailableError(_offline_missing(arch, pt, js))
-    meta = json.loads(js.read_text())
+    try:
+        meta = json.loads(js.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise WeightsUnavailableError(f"{js} cannot be read ({_first_line(err)}): it is damaged. Restore it "
+                                      f"with `git checkout -- {js.name}` in ftlib/weights, or rebuild it "
+                                      f"with `{PRETRAIN_COMMAND}`.") from err
+    meta = meta if isinstance(meta, dict) else {}
     missing = [k for k in _OFFLINE_KEYS if k not in meta]
     if missing or meta["arch"] != arch:
         raise WeightsUnavailableError(f"{js} is not a valid description of {arch} offline weights "
@@ -184,7 +191,7 @@ def _auto_info(arch: str, folder: Path | None, verbose: bool) -> WeightsInfo:
     w = tvm.get_model_weights(arch).DEFAULT
     if _cache_file(w).exists():
         return _imagenet_info(arch, w)
-    problem = _download_problem(w.url)
+    problem = writable_problem(weights_dir()) or _download_problem(w.url)
     if problem is None:
         return _imagenet_info(arch, w)
     if verbose:
@@ -225,16 +232,54 @@ def _imagenet_missing(info: WeightsInfo, why: str) -> str:
 
 def _read_imagenet_state(info: WeightsInfo) -> tuple[dict[str, torch.Tensor], str]:
     """The state dict from torch's hub cache, downloading it first when allowed."""
-    cached = info.file.exists()
-    if not cached and is_offline():
+    if info.file.is_file():
+        return _load_file(info.file, _damaged_hub_file), f"from the torch hub cache {info.file}"
+    if is_offline():
         raise WeightsUnavailableError(_imagenet_missing(info, "FTLIB_OFFLINE=1 forbids downloading them"))
+    problem = writable_problem(info.file.parent)
+    if problem:
+        raise WeightsUnavailableError(_imagenet_missing(info, f"cannot be downloaded there ({problem}); "
+                                                        f"set TORCH_HOME=<a folder you can write>"))
     try:
         state = torch.hub.load_state_dict_from_url(
             info.torchvision_weights.url, progress=not is_quiet(), check_hash=True,
             map_location="cpu", weights_only=True)
     except (OSError, HTTPException) as err:  # URLError, timeouts, SSL and disk errors
         raise WeightsUnavailableError(_imagenet_missing(info, f"the download failed ({err})")) from err
-    return state, ("from the torch hub cache " if cached else "downloaded to ") + str(info.file)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:  # the new file is damaged
+        raise WeightsUnavailableError(_damaged_hub_file(info.file, err)) from err
+    return state, f"downloaded to {info.file}"
+
+
+def _damaged_hub_file(path: Path, err: BaseException) -> str:
+    return (f"The weights file {path} is damaged ({_first_line(err)}), e.g. an interrupted copy or "
+            f"download. Delete it, then re-fetch it with `{FETCH_COMMAND}` where there is network "
+            f"(or copy it again from the classroom's shared cache).")
+
+
+def _damaged_offline_file(path: Path, err: BaseException) -> str:
+    return (f"The course weights file {path} is damaged ({_first_line(err)}). Restore it with "
+            f"`git checkout -- {path.name}` in ftlib/weights, or rebuild it with `{PRETRAIN_COMMAND}`.")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else 'unreadable'}"
+
+
+def _load_file(path: Path, explain: Callable[[Path, BaseException], str]) -> dict[str, torch.Tensor]:
+    """torch.load a state dict on the CPU; a damaged or unreadable file raises WeightsUnavailableError."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as err:
+        raise WeightsUnavailableError(f"{path} cannot be read by this user ({err.strerror}). Ask whoever "
+                                      f"set up the shared cache to make it readable (chmod a+r), or copy "
+                                      f"it to a cache of your own (TORCH_HOME).") from err
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as err:
+        raise WeightsUnavailableError(explain(path, err)) from err
+    if not isinstance(state, dict):
+        raise WeightsUnavailableError(explain(path, TypeError(f"holds a {type(state).__name__}, not a state dict")))
+    return state
 
 
 def _read_offline_state(info: WeightsInfo) -> tuple[dict[str, torch.Tensor], str]:
@@ -245,15 +290,24 @@ def _read_offline_state(info: WeightsInfo) -> tuple[dict[str, torch.Tensor], str
             f"{info.file} fails its checksum (sha256 {actual[:12]}..., the json says "
             f"{expected[:12]}...): the file is damaged or belongs to another build. "
             f"Rebuild it with `{PRETRAIN_COMMAND}`.")
-    state = torch.load(info.file, map_location="cpu", weights_only=True)
+    state = _load_file(info.file, _damaged_offline_file)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return state, f"from {info.file} ({info.meta['source']})"
 
-
-
-
-
-
+def _read_state(info: WeightsInfo, auto: bool, offline_dir: Path | None, verbose: bool):
+    """(info, state dict, where) for `info`; under "auto", unreadable ImageNet weights give way
+    to the course's offline weights, with one printed line saying why."""
+    if info.source == "offline":
+        return (info, *_read_offline_state(info))
+    try:
+        return (info, *_read_imagenet_state(info))
+    except WeightsUnavailableError as err:
+        if not auto:
+            raise
+        if verbose:
+            print(f"note: {info.arch}: {str(err).split('. ')[0]}; using the course's offline weights instead.")
+        offline = _offline_info(info.arch, offline_dir)
+        return (offline, *_read_offline_state(offline))
 
 
 def _describe(info: WeightsInfo, where: str, num_classes: int | None) -> str:
@@ -295,10 +349,13 @@ def load_model(arch: str, weights: str | WeightsEnum | None = "auto", num_classe
         extra = {} if num_classes is None else {"num_classes": num_classes}
         model, where = tvm.get_model(arch, weights=None, **extra), ""
     else:
-        reader = _read_offline_state if info.source == "offline" else _read_imagenet_state
-        state, where = reader(info)
+        info, state, where = _read_state(info, weights == "auto", offline_dir, verbose)
         model = tvm.get_model(arch, weights=None, num_classes=_pretrained_classes(info))
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:  # e.g. a file of another architecture under this name
+            raise WeightsUnavailableError(f"{info.file} does not fit {arch} ({_first_line(err)[:300]}). "
+                                          f"Delete it and fetch or rebuild it.") from err
         if num_classes is not None:
             replace_head(model, num_classes)
     model.weights_info = info

@@ -25,7 +25,7 @@ from ftlib.course import eurosat_split, sources
 from ftlib import datasets as ds
 from ftlib.data import CLASS_NAMES, DataSplits, TensorImageDataset
 from ftlib.course.download import OfflineError
-from test_download import FakeServer
+from test_download import FakeServer, make_read_only, snapshot
 
 
 @pytest.fixture(autouse=True)
@@ -165,6 +165,79 @@ def test_class_with_only_corrupt_images_is_an_error(tmp_path):
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="one sub-folder per class"):
         ds.load_image_folder(tmp_path / "nowhere")
+
+
+def test_train_and_val_folders_are_read_as_splits_not_classes(tmp_path):
+    root = tmp_path / "chest"
+    make_folder(root / "train", {"normal": 3, "pneumonia": 2})
+    make_folder(root / "val", {"normal": 1, "pneumonia": 2})
+    splits = ds.load_image_folder(root, size=8)
+    assert splits.class_names == ["normal", "pneumonia"]  # not ["train", "val"]
+    assert splits.train.class_counts() == [3, 2] and splits.val.class_counts() == [1, 2]
+    assert len(splits.test) == 0 and "train/val/test folders" in splits.description
+
+
+def test_split_folders_mixed_with_classes_point_at_train(tmp_path):
+    root = tmp_path / "mixed"
+    make_folder(root / "train", {"a": 2, "b": 2})
+    make_folder(root / "val", {"a": 1, "b": 1})
+    make_folder(root, {"c": 2})
+    with pytest.raises(ValueError, match="Point load_image_folder at .*train"):
+        ds.load_image_folder(root)
+
+
+def test_val_split_with_an_unknown_class_is_refused(tmp_path):
+    root = tmp_path / "chest"
+    make_folder(root / "train", {"a": 2, "b": 2})
+    make_folder(root / "val", {"a": 1, "zebra": 1})
+    with pytest.raises(ValueError, match="zebra"):
+        ds.load_image_folder(root)
+
+
+def test_hidden_folders_and_files_are_skipped_and_counted(tmp_path):
+    root = tmp_path / "imgs"
+    make_folder(root, {"cats": 2, "dogs": 2})
+    for hidden in (root / "cats" / ".ipynb_checkpoints", root / "dogs" / ".thumbnails"):
+        hidden.mkdir()
+        Image.new("RGB", (12, 10), (1, 2, 3)).save(hidden / "0-checkpoint.png")
+    Image.new("RGB", (12, 10)).save(root / "cats" / "._0.png")
+    with pytest.warns(UserWarning, match="Skipped 3 hidden file"):
+        splits = ds.load_image_folder(root, size=8, val_fraction=0.0)
+    assert splits.train.class_counts() == [2, 2] and len(splits.extra["hidden"]) == 3
+    assert "3 hidden skipped" in splits.description
+
+
+def test_12_bit_xray_in_a_16_bit_png_keeps_its_grey_levels(tmp_path):
+    ramp = np.arange(0, 4096, dtype=np.uint16).reshape(64, 64)  # 12-bit values, 4096 levels
+    Image.fromarray(ramp).save(tmp_path / "xray.png")
+    assert Image.open(tmp_path / "xray.png").mode == "I;16"
+    got = pixels(tmp_path / "xray.png")[..., 0]
+    assert len(np.unique(got)) == 256 and got.min() == 0 and got.max() == 255  # not 17 levels
+
+
+def test_float_image_in_0_1_is_not_black(tmp_path):
+    values = np.array([[0.0, 0.25, 0.5, 1.0]], dtype=np.float32)
+    Image.fromarray(values, "F").save(tmp_path / "f.tif")
+    assert Image.open(tmp_path / "f.tif").mode == "F"
+    assert pixels(tmp_path / "f.tif")[0, :, 0].tolist() == [0, 64, 128, 255]
+    Image.fromarray(np.array([[0.0, 100.0, 255.0]], dtype=np.float32), "F").save(tmp_path / "f8.tif")
+    assert pixels(tmp_path / "f8.tif")[0, :, 0].tolist() == [0, 100, 255]  # 0..255 floats stay
+
+
+def test_load_image_explains_empty_missing_and_folder(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(OSError, match="empty"):
+        ds.load_image(tmp_path / "empty.png")
+    with pytest.raises(FileNotFoundError):
+        ds.load_image(tmp_path / "missing.png")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        ds.load_image(tmp_path)
+
+
+def test_image_folder_given_a_file(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="is a file, not a folder"):
+        ds.load_image_folder(tmp_path / "a.png")
 
 
 # --- the real loaders on fake publisher files -------------------------------------------------------
@@ -356,6 +429,94 @@ def test_auto_uses_real_data_already_in_the_cache_even_offline(monkeypatch, tmp_
     assert splits.source == "real" and not fake_standins
     assert splits.train.class_counts() == [2, 2] and splits.val.class_counts() == [1, 1]
     assert len(splits.test) == 4
+
+
+@pytest.fixture
+def medmnist_in_cache(monkeypatch, tmp_path):
+    """A fake PneumoniaMNIST npz placed in the data cache, as an instructor's copy would be."""
+    data, _ = fake_medmnist()
+    monkeypatch.setitem(sources.MEDICAL, 28, sources.Source("medmnist/m.npz", "http://127.0.0.1:9/x", md5=md5(data)))
+    (tmp_path / "cache" / "medmnist").mkdir(parents=True)
+    (tmp_path / "cache" / "medmnist" / "m.npz").write_bytes(data)
+    return tmp_path / "cache"
+
+
+def test_read_only_cache_is_read_without_writing(monkeypatch, medmnist_in_cache, no_network, capsys):
+    ds.load_dataset("medical", "real", size=28)  # builds the tensor cache while writable
+    make_read_only(monkeypatch, medmnist_in_cache)
+    before = snapshot(medmnist_in_cache)
+    assert ds.load_dataset("medical", "real", size=28).train.images.shape == (6, 3, 28, 28)
+    assert snapshot(medmnist_in_cache) == before
+
+
+def test_read_only_cache_with_only_source_files_decodes_in_memory(monkeypatch, medmnist_in_cache, no_network, capsys):
+    make_read_only(monkeypatch, medmnist_in_cache)
+    before = snapshot(medmnist_in_cache)
+    splits = ds.load_dataset("medical", "real", size=28)
+    out = capsys.readouterr().out
+    assert splits.source == "real" and "cannot save the decoded tensors" in out and "FTLIB_DATA=" in out
+    assert snapshot(medmnist_in_cache) == before
+
+
+def test_needed_write_to_a_read_only_cache_falls_back_or_explains(monkeypatch, tmp_path, fake_standins, capsys):
+    monkeypatch.delenv("FTLIB_OFFLINE")
+    data, _ = fake_medmnist()
+    server = FakeServer({"/m.npz": data})
+    try:
+        monkeypatch.setitem(sources.MEDICAL, 28, sources.Source("medmnist/m.npz", server.url("/m.npz"), md5=md5(data)))
+        (tmp_path / "cache").mkdir()
+        make_read_only(monkeypatch, tmp_path / "cache")
+        splits = ds.load_dataset("medical", "auto", size=28)
+        lines = [line for line in capsys.readouterr().out.splitlines() if "unavailable" in line]
+        assert splits.source == "standin" and len(lines) == 1 and "read-only" in lines[0]
+        with pytest.raises(ds.CacheNotWritableError, match="FTLIB_DATA="):
+            ds.load_dataset("medical", "real", size=28)
+        assert server.requests == [] and snapshot(tmp_path / "cache") == {}
+    finally:
+        server.close()
+
+
+def _damage_tensor_cache() -> None:
+    cache = ds.tensor_cache_path("medical", 28)
+    cache.write_bytes(cache.read_bytes()[:200])  # an interrupted copy
+
+
+def test_damaged_tensor_cache_is_rebuilt_from_the_source_files(medmnist_in_cache, no_network, capsys):
+    first = ds.load_dataset("medical", "real", size=28)
+    _damage_tensor_cache()
+    again = ds.load_dataset("medical", "real", size=28)
+    out = capsys.readouterr().out
+    assert "medical-28px.pt is damaged" in out and "rebuilding" in out
+    assert torch.equal(again.train.images, first.train.images)
+    assert torch.load(ds.tensor_cache_path("medical", 28), weights_only=True)["train_images"].shape == (6, 3, 28, 28)
+
+
+def test_damaged_tensor_cache_in_a_read_only_cache_is_rebuilt_in_memory(monkeypatch, medmnist_in_cache,
+                                                                         no_network, capsys):
+    first = ds.load_dataset("medical", "real", size=28)
+    _damage_tensor_cache()
+    make_read_only(monkeypatch, medmnist_in_cache)
+    before = snapshot(medmnist_in_cache)
+    again = ds.load_dataset("medical", "real", size=28)
+    out = capsys.readouterr().out
+    assert "rebuilding" in out and "cannot save the decoded tensors" in out
+    assert torch.equal(again.val.images, first.val.images) and snapshot(medmnist_in_cache) == before
+
+
+def test_damaged_tensor_cache_without_sources_explains_or_falls_back(medmnist_in_cache, no_network,
+                                                                     fake_standins, capsys):
+    ds.load_dataset("medical", "real", size=28)
+    _damage_tensor_cache()
+    (medmnist_in_cache / "medmnist" / "m.npz").unlink()
+    with pytest.raises(ds.DamagedCacheError) as caught:
+        ds.load_dataset("medical", "real", size=28)
+    message = str(caught.value)
+    assert "medical-28px.pt is damaged" in message and "python -m data_scripts.fetch medical" in message
+    assert "PytorchStreamReader" not in message.split("(")[0]
+    capsys.readouterr()
+    splits = ds.load_dataset("medical", "auto", size=28)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "unavailable" in line]
+    assert splits.source == "standin" and len(lines) == 1 and "damaged" in lines[0]
 
 
 def test_unknown_names_are_refused():

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import socket
+import stat
 import tarfile
 import threading
 import urllib.error
 import urllib.request
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from pathlib import Path, PurePath
 
 import pytest
 
@@ -207,6 +211,86 @@ def test_a_failed_first_download_leaves_no_empty_folders(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+# --- read-only caches and bad destinations ------------------------------------------------------
+
+
+def make_read_only(monkeypatch, *folders) -> None:
+    """Make `folders` read-only for this process: chmod 555 on every folder in them, and, since
+    root ignores mode bits, `os.access` answers "not writable" there too."""
+    roots = [Path(f).resolve() for f in folders]
+    for root in roots:
+        for p in [root, *root.rglob("*")]:
+            if p.is_dir():
+                p.chmod(0o555)
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        resolved = Path(os.path.realpath(path))
+        if mode & os.W_OK and any(resolved == r or r in resolved.parents for r in roots):
+            return False
+        return real_access(path, mode, *args, **kwargs)
+    monkeypatch.setattr(os, "access", access)
+
+
+def snapshot(folder) -> dict[str, tuple[int, int]]:
+    """Every entry under `folder` with its size and modification time: any write changes it."""
+    return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in Path(folder).rglob("*")}
+
+
+def test_missing_file_in_a_read_only_cache_is_a_clear_error(server, tmp_path, monkeypatch):
+    cache = tmp_path / "shared"
+    cache.mkdir()
+    make_read_only(monkeypatch, cache)
+    with pytest.raises(dl.CacheNotWritableError, match="FTLIB_DATA=") as caught:
+        dl.download(server.url("/file.bin"), cache / "sub" / "file.bin", sha256=sha256(PAYLOAD))
+    assert "read-only" in str(caught.value) and server.requests == [] and snapshot(cache) == {}
+    assert isinstance(caught.value, dl.DownloadError)  # `source="auto"` callers fall back on it
+
+
+def test_verified_file_in_a_read_only_cache_is_read_without_writing(server, tmp_path, monkeypatch):
+    cache = tmp_path / "shared"
+    cache.mkdir()
+    (cache / "file.bin").write_bytes(PAYLOAD)
+    make_read_only(monkeypatch, cache)
+    before = snapshot(cache)
+    assert dl.download(server.url("/file.bin"), cache / "file.bin", sha256=sha256(PAYLOAD)) == cache / "file.bin"
+    assert snapshot(cache) == before and server.requests == []
+
+
+def test_damaged_file_in_a_read_only_cache_is_explained(server, tmp_path, monkeypatch):
+    cache = tmp_path / "shared"
+    cache.mkdir()
+    (cache / "file.bin").write_bytes(PAYLOAD[:1000])  # an interrupted copy
+    make_read_only(monkeypatch, cache)
+    monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied")))  # what a non-root user gets
+    with pytest.raises(dl.CacheNotWritableError, match="damaged"):
+        dl.download(server.url("/file.bin"), cache / "file.bin", sha256=sha256(PAYLOAD))
+    assert (cache / "file.bin").read_bytes() == PAYLOAD[:1000]
+
+
+def test_a_folder_where_the_file_belongs_is_explained(server, tmp_path):
+    (tmp_path / "file.bin").mkdir()
+    with pytest.raises(dl.DownloadError, match="is a folder"):
+        dl.download(server.url("/file.bin"), tmp_path / "file.bin", sha256=sha256(PAYLOAD))
+    assert server.requests == []
+
+
+def test_a_server_that_hangs_or_refuses_gives_a_course_error(tmp_path):
+    with socket.socket() as hanging:
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(1)  # accepts the connection, never answers
+        url = f"http://127.0.0.1:{hanging.getsockname()[1]}/x.bin"
+        with pytest.raises(dl.DownloadError, match="x.bin"):
+            dl.download(url, tmp_path / "x.bin", timeout=0.3, retries=1, backoff=0, progress=False)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound but not listening: connection refused
+        with pytest.raises(dl.OfflineError, match="offline world"):
+            dl.download(f"http://127.0.0.1:{port}/x.bin", tmp_path / "x.bin", retries=0, progress=False)
+    assert not (tmp_path / "x.bin").exists()
+
+
 # --- safe_extract ------------------------------------------------------------------------------
 
 
@@ -237,11 +321,19 @@ def test_safe_extract_zip_and_tar(server, tmp_path):
     archive = _zip(tmp_path / "ok.zip", {"a/b.txt": b"hello", "c.txt": b"hi"})
     out = dl.safe_extract(archive, tmp_path / "zip_out")
     assert (out / "a" / "b.txt").read_bytes() == b"hello" and (out / "c.txt").read_bytes() == b"hi"
-    tar = _tar(tmp_path / "ok.tar.gz", [_member("d/e.txt"), _member("d/link", tarfile.SYMTYPE, "e.txt")])
+    tar = _tar(tmp_path / "ok.tar.gz", [_member("d", tarfile.DIRTYPE), _member("d/e.txt"), _member("f.txt")])
     server.files["/ok.tar.gz"] = tar.read_bytes()
     fetched = dl.download(server.url("/ok.tar.gz"), tmp_path / "fetched.tar.gz", sha256=sha256(tar.read_bytes()))
     out = dl.safe_extract(fetched, tmp_path / "tar_out")
-    assert (out / "d" / "e.txt").read_bytes() == b"hello" and (out / "d" / "link").read_bytes() == b"hello"
+    assert (out / "d" / "e.txt").read_bytes() == b"hello" and (out / "f.txt").read_bytes() == b"hello"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left
+
+
+def test_safe_extract_refuses_even_an_inside_symlink(tmp_path):
+    archive = _tar(tmp_path / "link.tar.gz", [_member("d/e.txt"), _member("d/link", tarfile.SYMTYPE, "e.txt")])
+    with pytest.raises(dl.UnsafeArchiveError, match="links are not allowed"):
+        dl.safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("name", ["../evil.txt", "a/../../evil.txt", "/tmp/ftlib_evil.txt"])
@@ -273,3 +365,117 @@ def test_safe_extract_rejects_other_files(tmp_path):
     path.write_text("not an archive")
     with pytest.raises(ValueError, match="neither a zip nor a tar"):
         dl.safe_extract(path, tmp_path / "out")
+
+
+# Python's own tar filter (3.11.4+) is switched off below, so ftlib's checks alone must hold.
+
+@pytest.fixture
+def no_tar_filter(monkeypatch):
+    """Make safe_extract take the path older Pythons take (no `filter=` argument)."""
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+
+def _written(tmp_path) -> set[str]:
+    return {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")}
+
+
+@pytest.mark.parametrize("members", [
+    [_member("a", tarfile.SYMTYPE, "."), _member("a/b", tarfile.SYMTYPE, ".."),
+     _member("a/b/c", tarfile.SYMTYPE, ".."), _member("a/b/c/evil.txt")],
+    [_member("hard", tarfile.LNKTYPE, "existing.txt"), _member("hard")],
+    [_member("fine.txt"), _member("../evil.txt")],
+    [_member("fine.txt"), _member(str(PurePath("/tmp/ftlib_evil_abs.txt")))],
+    [_member("fine.txt"), _member("sub/../../evil.txt")],
+    [_member("fine.txt"), _member("dev", tarfile.CHRTYPE)],
+], ids=["symlink-chain", "hardlink-to-existing", "dotdot", "absolute", "nested-dotdot", "device"])
+def test_refused_tar_writes_nothing_without_the_tar_filter(tmp_path, no_tar_filter, members):
+    archive = _tar(tmp_path / "bad.tar.gz", members)
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "existing.txt").write_text("keep me")
+    before = _written(tmp_path)
+    with pytest.raises(dl.UnsafeArchiveError, match="Nothing was extracted"):
+        dl.safe_extract(archive, target)
+    assert _written(tmp_path) == before and (target / "existing.txt").read_text() == "keep me"
+    assert not (tmp_path / "evil.txt").exists() and not os.path.exists("/tmp/ftlib_evil_abs.txt")
+
+
+def test_path_through_an_existing_symlink_is_refused(tmp_path, no_tar_filter):
+    target, outside = tmp_path / "out", tmp_path / "outside"
+    target.mkdir(), outside.mkdir()
+    (target / "escape").symlink_to(outside)
+    archive = _tar(tmp_path / "bad.tar", [_member("escape/evil.txt")])
+    with pytest.raises(dl.UnsafeArchiveError, match="outside"):
+        dl.safe_extract(archive, target)
+    assert list(outside.iterdir()) == []
+
+
+def test_good_tar_extracts_without_the_tar_filter_and_merges(tmp_path, no_tar_filter):
+    target = tmp_path / "out"
+    (target / "d").mkdir(parents=True)
+    (target / "d" / "old.txt").write_text("old")
+    dl.safe_extract(_tar(tmp_path / "ok.tar", [_member("d/new.txt")]), target)
+    assert (target / "d" / "old.txt").read_text() == "old" and (target / "d" / "new.txt").read_bytes() == b"hello"
+
+
+def test_zip_symlink_is_refused(tmp_path):
+    path = tmp_path / "link.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo("link")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(dl.UnsafeArchiveError, match="symlink"):
+        dl.safe_extract(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_truncated_archive_is_explained_and_writes_nothing(tmp_path, kind):
+    big = os.urandom(200_000)
+    path = tmp_path / f"cut.{kind}"
+    if kind == "zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("a.bin", b"x" * 10)
+            zf.writestr("b.bin", big)
+        data = path.read_bytes()
+        path.write_bytes(data[:30] + data[30:].replace(big[1000:1100], b"\0" * 100))  # bytes damaged
+    else:
+        with tarfile.open(path, "w") as tar:
+            for name, data in (("a.bin", b"x" * 10), ("b.bin", big)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        path.write_bytes(path.read_bytes()[:150_000])
+    with pytest.raises(dl.UnsafeArchiveError, match="damaged or truncated"):
+        dl.safe_extract(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_missing_empty_and_folder_archives_are_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        dl.safe_extract(tmp_path / "nope.zip", tmp_path / "out")
+    (tmp_path / "empty.zip").write_bytes(b"")
+    with pytest.raises(ValueError, match="it is empty"):
+        dl.safe_extract(tmp_path / "empty.zip", tmp_path / "out")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        dl.safe_extract(tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_verify_file_explains_a_folder_and_an_unreadable_file(tmp_path, monkeypatch):
+    assert "is a folder" in dl.verify_file(tmp_path, sha256="0" * 64)
+    (tmp_path / "f.bin").write_bytes(b"abc")
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(dl, "file_checksum", unreadable)
+    assert "cannot be read (Permission denied)" in dl.verify_file(tmp_path / "f.bin", sha256="0" * 64)
+
+
+def test_extracting_onto_a_file_is_explained(tmp_path):
+    archive = _zip(tmp_path / "ok.zip", {"a.txt": b"hello"})
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(NotADirectoryError, match="it is a file, not a folder"):
+        dl.safe_extract(archive, tmp_path / "out")
+    assert (tmp_path / "out").read_text() == "a file"

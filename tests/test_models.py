@@ -283,3 +283,123 @@ def test_model_zoo_table_matches_torchvision_metadata():
 def test_bad_num_classes():
     with pytest.raises(ValueError, match="positive integer"):
         load_model("resnet18", None, num_classes=0, verbose=False)
+
+
+# --- damaged and read-only hub caches ----------------------------------------------------------
+
+MOBILE = tvm.MobileNet_V3_Small_Weights.IMAGENET1K_V1
+
+
+def damaged_hub_file(tmp_path: Path) -> Path:
+    """A hub-cache weights file cut short, as an interrupted copy onto a lab machine leaves it."""
+    path = hub_file(tmp_path, MOBILE)
+    path.parent.mkdir(parents=True)
+    torch.save(tvm.mobilenet_v3_small().state_dict(), path)
+    path.write_bytes(path.read_bytes()[:5000])
+    return path
+
+
+def test_damaged_hub_file_is_named_with_the_fix(tmp_path):
+    path = damaged_hub_file(tmp_path)
+    with pytest.raises(WeightsUnavailableError) as caught:
+        load_model("mobilenet_v3_small", "imagenet", verbose=False)
+    message = str(caught.value)
+    assert str(path) in message and "damaged" in message and "Delete it" in message
+    assert "python -m data_scripts.fetch weights" in message and path.exists()
+
+
+def test_auto_falls_back_from_a_damaged_hub_file_with_one_line(tmp_path, offline, capsys):
+    damaged_hub_file(tmp_path)
+    model = load_model("mobilenet_v3_small", "auto")
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert model.weights_info.source == "offline" and len(notes) == 1 and "damaged" in notes[0]
+
+
+def test_read_only_hub_cache_is_read_without_writing(tmp_path, monkeypatch):
+    from test_download import make_read_only, snapshot
+
+    torch.manual_seed(0)
+    source = tvm.mobilenet_v3_small()
+    path = hub_file(tmp_path, MOBILE)
+    path.parent.mkdir(parents=True)
+    torch.save(source.state_dict(), path)
+    make_read_only(monkeypatch, tmp_path / "torch")
+    before = snapshot(tmp_path / "torch")
+    model = load_model("mobilenet_v3_small", "auto", verbose=False)
+    assert torch.equal(model.features[0][0].weight, source.features[0][0].weight)
+    assert snapshot(tmp_path / "torch") == before
+
+
+def test_read_only_hub_cache_without_the_file(tmp_path, monkeypatch, offline, capsys):
+    from test_download import make_read_only
+
+    (tmp_path / "torch").mkdir()
+    make_read_only(monkeypatch, tmp_path / "torch")
+    model = load_model("mobilenet_v3_small", "auto")  # no probe: nothing could be saved anyway
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert model.weights_info.source == "offline" and len(notes) == 1 and "read-only" in notes[0]
+    with pytest.raises(WeightsUnavailableError, match="TORCH_HOME=") as caught:
+        load_model("mobilenet_v3_small", "imagenet", verbose=False)
+    assert "read-only" in str(caught.value)
+
+
+def test_weights_of_another_architecture_are_explained(tmp_path):
+    path = hub_file(tmp_path, MOBILE)
+    path.parent.mkdir(parents=True)
+    torch.save({"conv.weight": torch.zeros(1)}, path)
+    with pytest.raises(WeightsUnavailableError, match="does not fit mobilenet_v3_small"):
+        load_model("mobilenet_v3_small", "imagenet", verbose=False)
+
+
+def test_damaged_offline_weights_are_explained(offline, monkeypatch):
+    folder, _ = offline
+    pt = folder / "mobilenet_v3_small_offline.pt"
+    pt.write_bytes(pt.read_bytes()[:3000])
+    meta = json.loads((folder / "mobilenet_v3_small_offline.json").read_text())
+    meta["sha256"] = hashlib.sha256(pt.read_bytes()).hexdigest()  # checksum agrees, content cut
+    (folder / "mobilenet_v3_small_offline.json").write_text(json.dumps(meta))
+    with pytest.raises(WeightsUnavailableError, match="damaged.*pretrain_backbone"):
+        load_model("mobilenet_v3_small", "offline", verbose=False)
+
+
+@pytest.mark.parametrize("text", ["", "{\"arch\": ", "[1, 2]"], ids=["empty", "truncated", "not-an-object"])
+def test_damaged_offline_json_is_explained(offline, text):
+    folder, _ = offline
+    (folder / "mobilenet_v3_small_offline.json").write_text(text)
+    with pytest.raises(WeightsUnavailableError, match="mobilenet_v3_small_offline.json.*(damaged|valid)"):
+        get_weights("mobilenet_v3_small", "offline")
+
+
+def test_offline_weights_path_that_is_a_folder_is_missing_not_a_crash(offline):
+    folder, _ = offline
+    (folder / "mobilenet_v3_small_offline.pt").unlink()
+    (folder / "mobilenet_v3_small_offline.pt").mkdir()
+    with pytest.raises(WeightsUnavailableError, match="pretrain_backbone"):
+        get_weights("mobilenet_v3_small", "offline")
+
+
+def test_probe_of_a_refusing_or_hanging_server_gives_a_reason(monkeypatch):
+    import socket
+
+    monkeypatch.undo()  # the real urlopen, against 127.0.0.1 only
+    with socket.socket() as hanging:
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(1)  # accepts, never answers
+        assert "timed out" in pretrained._download_problem(f"http://127.0.0.1:{hanging.getsockname()[1]}/w.pth",
+                                                           timeout=0.3)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # not listening: refused
+        assert "refused" in pretrained._download_problem(f"http://127.0.0.1:{closed.getsockname()[1]}/w.pth",
+                                                         timeout=0.3)
+
+
+def test_unreadable_hub_file_says_so(tmp_path, monkeypatch):
+    path = hub_file(tmp_path, MOBILE)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"x")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(torch, "load", denied)
+    with pytest.raises(WeightsUnavailableError, match="cannot be read by this user"):
+        load_model("mobilenet_v3_small", "imagenet", verbose=False)

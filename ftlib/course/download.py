@@ -3,8 +3,8 @@
 `download(url, dest, md5=...)` streams into `dest.part`. An interrupted transfer is
 resumed with an HTTP Range request, connection errors are retried with a growing pause,
 and only a file whose checksum matches is renamed to `dest`: a mismatch deletes it and
-raises `ChecksumError`. `safe_extract` unpacks a zip or tar archive after checking that
-no member would land outside the target folder.
+raises `ChecksumError`. `safe_extract` unpacks a zip or tar archive after checking every
+member (no path outside the target folder, no links, no devices); a refused archive writes nothing.
 
 With `FTLIB_OFFLINE=1`, or with no network, `download` raises `OfflineError`, whose
 message names the offline world and the fetch command. Used by `ftlib.datasets` and by
@@ -16,19 +16,24 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import shutil
 import socket
+import stat
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ..config import data_dir, is_offline, weights_dir
 from ..progress import progress
 
 __all__ = ["download", "safe_extract", "file_checksum", "verify_file",
-           "DownloadError", "ChecksumError", "OfflineError", "UnsafeArchiveError", "FETCH_COMMAND"]
+           "writable_problem", "DownloadError", "ChecksumError", "OfflineError", "CacheNotWritableError",
+           "UnsafeArchiveError", "FETCH_COMMAND"]
 
 FETCH_COMMAND = "python -m data_scripts.fetch --all"
 CHUNK = 1 << 16  # bytes read per step
@@ -46,8 +51,34 @@ class OfflineError(DownloadError):
     """No download is possible: `FTLIB_OFFLINE=1` is set, or there is no network."""
 
 
+class CacheNotWritableError(DownloadError):
+    """A file must be saved into a cache folder that this user cannot write (a shared, read-only copy)."""
+
+
+def writable_problem(folder: str | Path) -> str | None:
+    """None when files can be created in `folder` (or in the folder that would hold it), else why not.
+
+    Nothing is written to find out. The doctor and every cache write use it.
+    """
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        return f"{existing or folder} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is read-only for this user"
+    return None
+
+
+def not_writable_error(path: str | Path, reason: str) -> CacheNotWritableError:
+    """The error for a needed write into a read-only cache: what, why, and the fix."""
+    return CacheNotWritableError(
+        f"Cannot save {path}: {reason}. Files already in the cache are still read, but this one is "
+        f"missing. Point the cache at a folder you can write, e.g. `FTLIB_DATA=~/ftlib-data` (data) "
+        f"or `TORCH_HOME=~/torch-cache` (weights), or ask whoever set up the shared copy to add it.")
+
+
 class UnsafeArchiveError(ValueError):
-    """An archive member would be written outside the extraction folder."""
+    """An archive is refused: a member would leave the folder, is a link or device, or the file is damaged."""
 
 
 class _Interrupted(Exception):
@@ -80,11 +111,16 @@ def verify_file(path: str | Path, *, sha256: str | None = None, md5: str | None 
     weight file names carry one). With no checksum given, any existing file passes.
     """
     path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder, not a file"
     if not path.is_file():
         return f"{path} is missing"
     for algorithm, expected in (("sha256", sha256), ("md5", md5)):
         if expected:
-            got = file_checksum(path, algorithm)
+            try:
+                got = file_checksum(path, algorithm)
+            except OSError as err:
+                return f"{path} cannot be read ({err.strerror or err})"
             if not got.startswith(expected.lower()):
                 return f"{path.name}: {algorithm.upper()} is {got}, the publisher gives {expected}"
     return None
@@ -110,12 +146,23 @@ def download(url: str, dest: str | Path, *, sha256: str | None = None, md5: str 
     """
     _check_expected(sha256, md5)
     dest = Path(dest)
+    if dest.is_dir():
+        raise DownloadError(f"{dest} is a folder, but the file {dest.name} belongs there. "
+                            f"Move or delete that folder and run the download again.")
     if dest.exists():
-        if verify_file(dest, sha256=sha256, md5=md5) is None:
+        problem = verify_file(dest, sha256=sha256, md5=md5)
+        if problem is None:
             return dest
-        dest.unlink()  # stale or corrupt: fetch it again
+        try:
+            dest.unlink()  # stale or corrupt: fetch it again
+        except PermissionError as err:
+            raise not_writable_error(dest, f"the copy there is damaged ({problem}) and cannot be "
+                                     f"replaced: {err.strerror}") from err
     if is_offline():
         raise OfflineError(offline_message(url, "FTLIB_OFFLINE=1 is set, so nothing is downloaded."))
+    problem = writable_problem(dest.parent)
+    if problem:
+        raise not_writable_error(dest, problem)
     created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # deepest first
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -226,57 +273,108 @@ def _copy(response: http.client.HTTPResponse, out, have: int, expected: int | No
 # --- archives ---------------------------------------------------------------------------------
 
 
-def _inside(target: Path, relative: str) -> bool:
-    """True when `target / relative`, resolved lexically, stays inside `target`."""
-    path = PurePosixPath(relative.replace("\\", "/"))
-    if path.is_absolute() or (path.parts and ":" in path.parts[0]):
-        return False
-    resolved = os.path.normpath(os.path.join(str(target), *path.parts))
-    return resolved == str(target) or resolved.startswith(str(target) + os.sep)
+def _path_problem(target: Path, name: str) -> str | None:
+    """Why member `name` may not be written under `target` (None when it may).
+
+    The path must be relative, free of `..`, and stay inside `target` once resolved on
+    disk (an existing symlink in `target` does not count as inside).
+    """
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or (path.parts and ":" in path.parts[0]) or ".." in path.parts:
+        return f"{name!r} would be written outside the folder"
+    resolved = os.path.realpath(os.path.join(str(target), *path.parts))
+    if resolved != str(target) and not resolved.startswith(str(target) + os.sep):
+        return f"{name!r} would be written outside the folder (through a link already there)"
+    return None
 
 
 def _tar_problems(tar: tarfile.TarFile, target: Path) -> list[str]:
+    """Every reason to refuse the tar: unsafe paths, links of any kind, devices and pipes."""
     problems = []
     for m in tar.getmembers():
-        if not _inside(target, m.name) or ".." in PurePosixPath(m.name).parts:
-            problems.append(f"{m.name!r} would be written outside the folder")
-        elif m.issym() and not _inside(target, str(PurePosixPath(m.name).parent / m.linkname)):
-            problems.append(f"{m.name!r} is a symlink to {m.linkname!r}, outside the folder")
-        elif m.islnk() and not _inside(target, m.linkname):
-            problems.append(f"{m.name!r} is a hard link to {m.linkname!r}, outside the folder")
-        elif not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
-            problems.append(f"{m.name!r} is a device or pipe")
+        problem = _path_problem(target, m.name)
+        if problem is None and (m.issym() or m.islnk()):
+            base = PurePosixPath(m.name).parent if m.issym() else PurePosixPath()
+            where = ", outside the folder" if _path_problem(target, str(base / m.linkname)) else ""
+            kind = "symlink" if m.issym() else "hard link"
+            problem = f"{m.name!r} is a {kind} to {m.linkname!r}{where} (links are not allowed)"
+        elif problem is None and not (m.isfile() or m.isdir()):
+            problem = f"{m.name!r} is a device or pipe"
+        if problem:
+            problems.append(problem)
     return problems
 
 
 def _zip_problems(zf: zipfile.ZipFile, target: Path) -> list[str]:
-    return [f"{name!r} would be written outside the folder" for name in zf.namelist()
-            if not _inside(target, name) or ".." in PurePosixPath(name.replace("\\", "/")).parts]
+    """Every reason to refuse the zip: unsafe paths and stored symlinks."""
+    problems = []
+    for info in zf.infolist():
+        problem = _path_problem(target, info.filename)
+        if problem is None and stat.S_ISLNK(info.external_attr >> 16):
+            problem = f"{info.filename!r} is a symlink (links are not allowed)"
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _open_archive(archive: Path):
+    """(opened zip or tar, its problem list function), or a clear error for anything else."""
+    if archive.is_dir():
+        raise IsADirectoryError(f"{archive} is a folder, not an archive. Give the .zip or .tar file.")
+    if not archive.is_file():
+        raise FileNotFoundError(f"{archive} does not exist. Download it again (`{FETCH_COMMAND}`).")
+    if zipfile.is_zipfile(archive):
+        return zipfile.ZipFile(archive), _zip_problems
+    if tarfile.is_tarfile(archive):
+        return tarfile.open(archive), _tar_problems
+    size = "it is empty" if archive.stat().st_size == 0 else "it is damaged or another kind of file"
+    raise ValueError(f"{archive} is neither a zip nor a tar archive ({size}). Delete it and download it again.")
 
 
 def safe_extract(archive: str | Path, target: str | Path) -> Path:
     """Extract a zip or tar archive (`.tar`, `.tar.gz`, ...) into `target` and return it.
 
-    Every member is checked first: an absolute path, a `..` component, or a link pointing
-    outside `target` raises `UnsafeArchiveError` before anything is written.
+    Every member is checked before anything is written: an absolute path, a `..`
+    component, a path leaving `target`, any symlink or hard link, or a device raises
+    `UnsafeArchiveError`. The archive is unpacked into a hidden folder next to `target` and
+    moved in only when complete, so a refused or truncated archive writes nothing.
     """
-    archive, target = Path(archive), Path(target).resolve()
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            _refuse(archive, _zip_problems(zf, target))
-            target.mkdir(parents=True, exist_ok=True)
-            zf.extractall(target)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tar:
-            _refuse(archive, _tar_problems(tar, target))
-            target.mkdir(parents=True, exist_ok=True)
-            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: a second line of defence
-                tar.extractall(target, filter="data")
+    archive, target = Path(archive), Path(os.path.realpath(target))
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"Cannot extract {archive.name} into {target}: it is a file, not a folder. "
+                                 f"Move or delete it, or give another folder.")
+    opened, find_problems = _open_archive(archive)
+    staging = None
+    try:
+        with opened:
+            _refuse(archive, find_problems(opened, target))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.extracting-", dir=target.parent))
+            if isinstance(opened, tarfile.TarFile) and hasattr(tarfile, "data_filter"):
+                opened.extractall(staging, filter="data")  # Python >= 3.11.4: a second line of defence
             else:
-                tar.extractall(target)
-    else:
-        raise ValueError(f"{archive} is neither a zip nor a tar archive.")
+                opened.extractall(staging)
+        _move_into(staging, target)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+        raise UnsafeArchiveError(f"{archive.name} is damaged or truncated ({type(err).__name__}: {err}). "
+                                 f"Nothing was extracted. Delete it and download it again.") from err
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _move_into(source: Path, target: Path) -> None:
+    """Move everything in `source` into `target`, merging with folders already there."""
+    if not target.exists():
+        os.replace(source, target)
+        return
+    for item in source.iterdir():
+        there = target / item.name
+        if item.is_dir() and there.is_dir():
+            _move_into(item, there)
+        else:
+            os.replace(item, there)
 
 
 def _refuse(archive: Path, problems: list[str]) -> None:

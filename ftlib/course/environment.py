@@ -99,13 +99,26 @@ def _folder_summary(folder: Path, pattern: str = "*") -> str:
 
 
 def _caches() -> Check:
+    """Where data and weights are cached, and whether new files can be saved there."""
+    folders = [("data", data_dir(), "FTLIB_DATA", "the offline stand-ins")]
     try:
         import torch
         weights = Path(torch.hub.get_dir()) / "checkpoints"
         detail = f"data {_folder_summary(data_dir())}; weights {_folder_summary(weights, '*.pth')}"
+        folders.append(("weights", weights, "TORCH_HOME", "the course's offline weights"))
     except Exception:  # noqa: BLE001  (torch broken: reported above)
         detail = f"data {_folder_summary(data_dir())}"
-    return Check("caches", True, detail, fatal=False)
+    from .download import writable_problem
+    blocked = [(what, var, instead, problem) for what, folder, var, instead in folders
+               if (problem := writable_problem(folder))]
+    if not blocked:
+        return Check("caches", True, detail, fatal=False)
+    said = "; ".join(f"{what} cache: {problem}, so files already there are read but nothing new is saved "
+                     f"(what is missing falls back to {instead})" for what, _, instead, problem in blocked)
+    fix = " and ".join(f"{var}=<a folder you can write>" for _, var, _, _ in blocked)
+    return Check("caches", False, f"{detail}. {said}",
+                 f"set {fix} before starting Jupyter (e.g. `export FTLIB_DATA=~/ftlib-data`), copying "
+                 f"the shared cache there if you want its files", fatal=False)
 
 
 def _course_weights() -> Check:
