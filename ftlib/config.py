@@ -74,11 +74,25 @@ def in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def _expand(path: str | os.PathLike) -> Path:
+    """`path` with `~` and environment variables (`$HOME`, `${SCRATCH}`) expanded, as a shell would."""
+    return Path(os.path.expanduser(os.path.expandvars(os.fspath(path))))
+
+
 def data_dir() -> Path:
-    """Folder for cached data sets: `$FTLIB_DATA`, else `~/.cache/ftlib/data`."""
-    return Path(os.environ.get("FTLIB_DATA") or Path.home() / ".cache" / "ftlib" / "data")
+    """Folder for cached data sets: `$FTLIB_DATA`, else `~/.cache/ftlib/data`.
+
+    `~` and environment variables in `FTLIB_DATA` are expanded: `FTLIB_DATA=~/data` means
+    the folder `data` in your home folder, not a folder named `~`.
+    """
+    value = os.environ.get("FTLIB_DATA", "").strip()
+    return _expand(value) if value else Path.home() / ".cache" / "ftlib" / "data"
 
 
 def weights_dir() -> Path:
-    """torch's hub checkpoint folder (`$TORCH_HOME/hub/checkpoints`), where weights are cached."""
+    """torch's hub checkpoint folder (`$TORCH_HOME/hub/checkpoints`), where weights are cached.
+
+    Exactly the folder torch itself uses (it expands `~` in `TORCH_HOME`, not `$VARIABLES`),
+    so a file found here is the one torchvision loads.
+    """
     return Path(torch.hub.get_dir()) / "checkpoints"

@@ -29,7 +29,7 @@ from .progress import progress
 
 __all__ = [
     "accuracy", "top_k_accuracy", "confusion_matrix", "per_class_metrics", "classification_report",
-    "binary_metrics", "Evaluation", "evaluate", "predict",
+    "binary_metrics", "Evaluation", "evaluate", "predict", "label_error",
 ]
 
 ImageInput = Union[torch.Tensor, Image.Image, str, Path]
@@ -46,11 +46,28 @@ def _as_preds(logits_or_preds: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"expected logits (N, C) or predicted classes (N,), got shape {tuple(logits_or_preds.shape)}")
 
 
-def _check_targets(n: int, targets: torch.Tensor) -> None:
+def label_error(label: int, num_classes: int, where: str) -> ValueError:
+    """The error for a label that is not a class index of a model with `num_classes` outputs
+    (also raised by `fit` and `evaluate_loss_acc`)."""
+    return ValueError(f"labels must be class indices 0..{num_classes - 1} for this model's {num_classes} "
+                      f"outputs; {where} has label {label}: is num_classes right? "
+                      "(load_model(..., num_classes=...), or the data set's labels)")
+
+
+def _check_targets(n: int, targets: torch.Tensor, num_classes: int | None = None,
+                   where: str = "the targets") -> None:
+    """Raise ValueError unless `targets` are `n` integer class indices, in 0..num_classes-1
+    when `num_classes` is known (else at least not negative)."""
     if targets.ndim != 1 or len(targets) != n:
         raise ValueError(f"targets must have shape ({n},) to match the predictions, got {tuple(targets.shape)}")
     if n == 0:
         raise ValueError("no samples: accuracy of an empty set is undefined (is the loader empty?)")
+    if targets.is_floating_point() or targets.is_complex():
+        raise ValueError(f"targets must be class indices (int64), {where} are {targets.dtype}: convert them "
+                         "with .long() (soft targets of shape (N, C) have no accuracy).")
+    low, high = (int(v) for v in torch.aminmax(targets.long()))
+    if low < 0 or (num_classes is not None and high >= num_classes):
+        raise label_error(low if low < 0 else high, num_classes if num_classes is not None else high + 1, where)
 
 
 def accuracy(logits_or_preds: torch.Tensor, targets: torch.Tensor) -> float:
@@ -60,7 +77,7 @@ def accuracy(logits_or_preds: torch.Tensor, targets: torch.Tensor) -> float:
     `targets`: (N,) int class indices. Used by every lesson that trains.
     """
     preds = _as_preds(logits_or_preds)
-    _check_targets(len(preds), targets)
+    _check_targets(len(preds), targets, logits_or_preds.shape[1] if logits_or_preds.ndim == 2 else None)
     return (preds.cpu() == targets.cpu().long()).float().mean().item()
 
 
@@ -74,7 +91,7 @@ def top_k_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int = 5) -> f
         raise ValueError(f"top-k needs scores (N, C), got shape {tuple(logits.shape)}")
     if not 1 <= k <= logits.shape[1]:
         raise ValueError(f"k={k} must be between 1 and the number of classes ({logits.shape[1]})")
-    _check_targets(len(logits), targets)
+    _check_targets(len(logits), targets, logits.shape[1])
     top = logits.cpu().topk(k, dim=1).indices                    # (N, k)
     return (top == targets.cpu().long()[:, None]).any(dim=1).float().mean().item()
 
@@ -89,8 +106,8 @@ def confusion_matrix(preds: torch.Tensor, targets: torch.Tensor, num_classes: in
     Used in lesson 08 and the projects.
     """
     preds = _as_preds(preds).cpu()
+    _check_targets(len(preds), targets.cpu())
     targets = targets.cpu().long()
-    _check_targets(len(preds), targets)
     for name, t in (("preds", preds), ("targets", targets)):
         if t.min() < 0 or t.max() >= num_classes:
             raise ValueError(f"{name} holds classes outside 0..{num_classes - 1}: "
@@ -187,10 +204,12 @@ def binary_metrics(scores: torch.Tensor, targets: torch.Tensor, threshold: float
     if scores.ndim != 1:
         raise ValueError(f"scores must be (N,), the positive-class score; got shape {tuple(scores.shape)}. "
                          "From logits (N, 2) use logits.softmax(1)[:, 1].")
-    scores, targets = scores.detach().cpu().float(), targets.cpu().long()
-    _check_targets(len(scores), targets)
-    if not set(targets.unique().tolist()) <= {0, 1}:
+    scores, targets = scores.detach().cpu().float(), targets.cpu()
+    if targets.ndim != 1 or len(targets) != len(scores) or len(targets) == 0:
+        _check_targets(len(scores), targets)
+    if not set(targets.unique().tolist()) <= {0, 1}:  # 0.0 and 1.0 (BCE targets) count as 0 and 1
         raise ValueError(f"binary targets must be 0 or 1, got {sorted(targets.unique().tolist())}")
+    targets = targets.long()
     pred = (scores >= threshold).long()
     tp = int(((pred == 1) & (targets == 1)).sum())
     fn = int(((pred == 0) & (targets == 1)).sum())
@@ -272,15 +291,24 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | No
     there and stays, as `fit` does; None means `get_device()`, see `ftlib.device`). Each module's
     train/eval mode is restored afterwards.
     Returns an `Evaluation` with logits (N, C) float32 and targets (N,) int64 on the CPU.
+    Labels must be class indices 0..C-1 of the model's C outputs: a batch with other labels
+    (float, negative, too large: a wrong num_classes) raises a ValueError that names it.
     Used in lesson 08 and the projects.
     """
     device = resolve_device(device)
     model.to(device)
     logits, targets = [], []
     with eval_mode(model), torch.no_grad():
-        for images, labels in progress(loader, desc="evaluate"):
-            logits.append(model(images.to(device)).float().cpu())
-            targets.append(torch.as_tensor(labels).long().cpu())
+        for i, (images, labels) in enumerate(progress(loader, desc="evaluate")):
+            labels = torch.as_tensor(labels).cpu()
+            if len(labels) == 0:
+                raise ValueError(f"the loader gave an empty batch (batch {i}): check the data set, "
+                                 "the sampler, and drop_last.")
+            out = model(images.to(device)).float().cpu()
+            if out.ndim == 2:
+                _check_targets(len(out), labels, out.shape[1], where=f"batch {i}")
+            logits.append(out)
+            targets.append(labels.long())
     if not logits:
         raise ValueError("the loader gave no batches: nothing to evaluate")
     names = list(class_names) if class_names is not None else None

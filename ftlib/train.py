@@ -11,6 +11,8 @@ the lessons need around it and nothing hidden:
 - callbacks: `EarlyStopping`, `GradualUnfreezing` (ULMFiT), `LivePlot`;
 - AMP (fp16 autocast + GradScaler) and channels_last on CUDA, and an opt-in CPU fast path
   (bf16 autocast + channels_last) on CPUs with native bf16 (`ftlib.precision`);
+- each batch is checked before its loss: an empty batch, or labels that are not class indices
+  0..C-1 of the model's C outputs (a wrong num_classes), raise a ValueError naming the batch;
 - a loss that becomes NaN or explodes stops training with the likely cause; the notebook's
   stop button (KeyboardInterrupt) keeps the history and, with `Stopping(restore_best=True)`,
   the best weights.
@@ -33,6 +35,7 @@ from torch.optim.lr_scheduler import CyclicLR, OneCycleLR, ReduceLROnPlateau
 
 from .callbacks import Callback, EarlyStopping, FitState, LivePlot, call_hook, improved, monitor_mode
 from .device import resolve_device
+from .metrics import label_error
 from .precision import Precision, autocast, resolve_precision
 from .progress import progress
 
@@ -191,19 +194,101 @@ def _scheduler_epoch_step(state: FitState, mode: str | None, row: dict) -> None:
 # One batch, one epoch, evaluation
 # --------------------------------------------------------------------------------------------
 
-def _to_device(batch, device: torch.device, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, targets) of a batch, on `device`; 4-d inputs in channels_last if asked."""
+def _to_device(batch, device: torch.device, channels_last: bool,
+               where: str = "a batch") -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) of a batch, on `device`; 4-d inputs in channels_last if asked.
+
+    `where` ("batch 3 of epoch 2") names the batch in the error for an empty one."""
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise TypeError("each batch must be (inputs, targets), as a DataLoader over "
                         "(image, label) items gives.")
     x, y = batch[0], batch[1]
+    if not torch.is_tensor(x) or not torch.is_tensor(y):
+        raise TypeError(f"{where} is ({type(x).__name__}, {type(y).__name__}), not two tensors: "
+                        "use a DataLoader over (image tensor, label) items.")
     if not x.is_floating_point():
         raise TypeError(f"inputs are {x.dtype}, not float: add a transform that converts images to float "
                         "(e.g. transforms.v2.ToDtype(torch.float32, scale=True)).")
+    if x.dim() > 0 and x.shape[0] == 0:
+        raise ValueError(f"the loader gave an empty batch ({where}): check the data set (is it empty "
+                         "after filtering?), the sampler, and drop_last.")
     x = x.to(device, non_blocking=True)
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, y.to(device, non_blocking=True)
+
+
+def _label_range(y: torch.Tensor, loss_fn: Callable, scan: bool) -> tuple[int, int] | None:
+    """(smallest, largest) class index in integer targets `y` (N,), leaving out the loss's
+    `ignore_index`; None for other targets, an empty batch, or targets off the CPU when
+    `scan` is False (reading them there would wait for the GPU)."""
+    if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool or (y.device.type != "cpu" and not scan):
+        return None
+    ignore = getattr(loss_fn, "ignore_index", None)
+    kept = y if ignore is None else y[y != ignore]
+    if kept.numel() == 0:
+        return None
+    low, high = torch.aminmax(kept)
+    return int(low), int(high)
+
+
+_CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss)
+
+
+def _wants_class_indices(loss_fn: Callable) -> bool:
+    """True for the losses known to take class indices (N,) as targets (cross-entropy, NLL)."""
+    return isinstance(loss_fn, _CLASS_INDEX_LOSSES) or loss_fn in (nn.functional.cross_entropy,
+                                                                   nn.functional.nll_loss)
+
+
+def _out_of_range(out: torch.Tensor, bounds: tuple[int, int] | None) -> int | None:
+    """The first offending label when the targets' `bounds` leave 0..C-1 of the logits `out`."""
+    if bounds is None or out.dim() != 2:
+        return None
+    if bounds[1] >= out.shape[1]:
+        return bounds[1]
+    return bounds[0] if bounds[0] < 0 else None
+
+
+def _check_labels(out: torch.Tensor, y: torch.Tensor, bounds: tuple[int, int] | None, where: str) -> None:
+    """Raise ValueError when the targets cannot be class indices of the logits `out` (N, C)."""
+    if out.dim() != 2 or y.dim() != 1:
+        return  # soft targets (N, C), or a model and loss of another kind: the loss decides
+    if y.shape[0] != out.shape[0]:
+        raise ValueError(f"{where}: the model gave {out.shape[0]} outputs for {y.shape[0]} labels: "
+                         "each input needs exactly one label.")
+    if y.is_floating_point() or y.dtype not in (torch.long, torch.uint8):
+        classes = out.shape[1]
+        raise ValueError(f"labels must be class indices 0..{classes - 1} (int64) for this model's {classes} "
+                         f"outputs, but {where} has {y.dtype} labels: convert them with .long() in the data "
+                         "set; for soft targets give probabilities of shape (N, C).")
+    bad = _out_of_range(out, bounds)
+    if bad is not None:
+        raise label_error(bad, out.shape[1], where)
+
+
+def _checked_loss(loss_fn: Callable, y_cpu: torch.Tensor, where: str, scan: bool) -> Callable:
+    """`loss_fn`, with the batch's targets checked against its logits (N, C).
+
+    For cross-entropy and NLL the check runs before the loss. A custom loss runs first, and
+    only if it fails on labels outside 0..C-1 is that explained (other losses may take other
+    targets). The range comes from `y_cpu`, the loader's targets before they move, so no GPU
+    sync is added; targets the loader already put on the GPU are read only when `scan`."""
+    bounds = _label_range(y_cpu, loss_fn, scan)
+    strict = _wants_class_indices(loss_fn)
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if strict:
+            _check_labels(out, y, bounds, where)
+            return loss_fn(out, y)
+        try:
+            return loss_fn(out, y)
+        except (IndexError, RuntimeError) as error:
+            bad = _out_of_range(out, bounds)
+            if bad is not None:
+                raise label_error(bad, out.shape[1], where) from error
+            raise
+    return loss
 
 
 class _Totals:
@@ -249,7 +334,8 @@ def evaluate_loss_acc(model: nn.Module, loader: Iterable, loss_fn: Callable | No
     gradients. The mean is over samples, so a short last batch counts for what it holds.
 
     `loss_fn` returns the batch mean (default cross-entropy); accuracy is NaN when the targets
-    are not class indices. The model is moved to `device` (default `get_device()`) and left
+    are not class indices. An empty batch, or labels outside 0..C-1 of the model's C outputs,
+    raise a ValueError that names the batch. The model is moved to `device` (default `get_device()`) and left
     in eval mode. Used by `fit` for validation, and in lessons 02-07.
     """
     device = resolve_device(device)
@@ -257,10 +343,11 @@ def evaluate_loss_acc(model: nn.Module, loader: Iterable, loss_fn: Callable | No
     model.to(device).eval()
     totals = _Totals()
     with torch.no_grad(), autocast(device, autocast_dtype):
-        for batch in loader:
-            x, y = _to_device(batch, device, channels_last)
+        for i, batch in enumerate(loader):
+            where = f"batch {i} of the evaluation loader"
+            x, y = _to_device(batch, device, channels_last, where)
             out = model(x)
-            totals.add(loss_fn(out, y), out, y)
+            totals.add(_checked_loss(loss_fn, batch[1], where, scan=i == 0)(out, y), out, y)
     return totals.result()
 
 
@@ -291,9 +378,10 @@ def _train_epoch(state: FitState, loader: Iterable, loss_fn: Callable, setup: _S
     totals = _Totals()
     batches = progress(loader, desc=f"epoch {state.epoch}") if not setup.quiet else loader
     for i, batch in enumerate(batches):
-        x, y = _to_device(batch, setup.device, setup.channels_last)
-        loss, out = train_step(state.model, x, y, loss_fn, state.optimizer,
-                               autocast_dtype=setup.autocast_dtype, scaler=setup.scaler)
+        where = f"batch {i} of epoch {state.epoch}"
+        x, y = _to_device(batch, setup.device, setup.channels_last, where)
+        loss, out = train_step(state.model, x, y, _checked_loss(loss_fn, batch[1], where, scan=i == 0),
+                               state.optimizer, autocast_dtype=setup.autocast_dtype, scaler=setup.scaler)
         if setup.step_mode == "batch":
             state.scheduler.step()
         state.batch, state.loss = i, loss.detach()

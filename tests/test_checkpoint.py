@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections import OrderedDict
 
 import pytest
@@ -145,3 +147,160 @@ def test_wrong_model_or_missing_optimizer_state_are_explained(tmp_path):
     model = tiny_model()
     with pytest.raises(ValueError, match="no optimizer state"):
         load_checkpoint(path, model, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Deep copies of both states, to compare bit for bit after a failed load."""
+    import copy
+
+    return copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
+
+
+def test_a_wrong_model_is_refused_before_any_tensor_is_copied(tmp_path):
+    saved, _ = trained(0)
+    path = save_checkpoint(tmp_path / "m.pt", saved)
+    # Same stem, a 5-class head: the stem's tensors would fit, the head's do not.
+    model = tiny_model(7, classes=5)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    before = snapshot(model, optimizer)
+    with pytest.raises(RuntimeError, match=r"head\.weight: model \(5, 4\), checkpoint \(3, 4\)") as info:
+        load_checkpoint(path, model, optimizer)
+    assert "num_classes" in str(info.value) and "head.bias" in str(info.value)
+    assert_same_state(before[0], model.state_dict())
+    assert_same_state(before[1], optimizer.state_dict())
+
+    other = nn.Sequential(nn.Flatten(), nn.Linear(108, 3))  # another architecture: other names
+    with pytest.raises(RuntimeError, match="missing from the checkpoint") as info:
+        load_checkpoint(path, other)
+    assert "not in this model" in str(info.value) and "more" in str(info.value)  # only the first few shown
+
+
+def test_a_wrong_optimizer_or_none_saved_changes_neither_model_nor_optimizer(tmp_path):
+    saved, saved_opt = trained(0)
+    path = save_checkpoint(tmp_path / "m.pt", saved, saved_opt)
+    model = tiny_model(3)
+    grouped = torch.optim.Adam([{"params": model.stem.parameters()}, {"params": model.head.parameters()}])
+    before = snapshot(model, grouped)
+    with pytest.raises(ValueError, match=r"saved one has 1 parameter group\(s\), this one 2"):
+        load_checkpoint(path, model, grouped)
+    assert_same_state(before[0], model.state_dict())
+    assert_same_state(before[1], grouped.state_dict())
+
+    head_only = torch.optim.Adam(model.head.parameters())
+    with pytest.raises(ValueError, match="group 0 holds 6 parameters in the saved one, 2 here"):
+        load_checkpoint(path, model, head_only)
+    assert_same_state(before[0], model.state_dict())
+
+    bare = save_checkpoint(tmp_path / "bare.pt", saved)  # saved without an optimizer
+    with pytest.raises(ValueError, match="no optimizer state"):
+        load_checkpoint(bare, model, torch.optim.SGD(model.parameters(), lr=0.1))
+    assert_same_state(before[0], model.state_dict())
+
+
+def test_optimizer_state_of_other_shapes_is_refused(tmp_path):
+    saved, saved_opt = trained(0)
+    path = tmp_path / "m.pt"
+    state = saved_opt.state_dict()
+    state["state"][0]["exp_avg"] = torch.zeros(2, 2)  # the first conv weight is (4, 3, 3, 3)
+    torch.save({"format": checkpoint.CHECKPOINT_FORMAT, "model": saved.state_dict(), "optimizer": state,
+                "extra": {}}, path)
+    model = tiny_model(3)
+    optimizer = torch.optim.Adam(model.parameters())
+    before = snapshot(model, optimizer)
+    with pytest.raises(ValueError, match=r"exp_avg has shape \(2, 2\)"):
+        load_checkpoint(path, model, optimizer)
+    assert_same_state(before[0], model.state_dict())
+
+
+def test_a_stale_temporary_file_is_removed_by_the_next_save(tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(gone.stdout)  # that process has exited
+    stale = tmp_path / f".model.pt.tmp-{dead_pid}-0a1b2c3d"
+    stale.write_bytes(b"PK half a checkpoint")
+    running = tmp_path / f".model.pt.tmp-{os.getpid()}-99aa"  # a save still running: kept
+    running.write_bytes(b"PK")
+    old_style = tmp_path / ".model.pt.k2j3h4.tmp"
+    old_style.write_bytes(b"PK")
+    os.utime(old_style, (time.time() - checkpoint.STALE_AFTER_S - 60,) * 2)
+    other = tmp_path / f".other.pt.tmp-{dead_pid}-0a1b"  # another checkpoint's: not ours to judge here
+    other.write_bytes(b"PK")
+
+    save_checkpoint(tmp_path / "model.pt", tiny_model())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.pt", running.name, other.name])
+    load_checkpoint(tmp_path / "model.pt", tiny_model(1))
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "other.pt", tiny_model())
+    assert not other.exists()  # the load of other.pt cleaned its stale temporary file
+
+
+def test_temporary_file_name_is_recognisable(tmp_path, monkeypatch):
+    seen = []
+
+    def record(obj, f, *args, **kwargs):
+        seen.extend(p.name for p in tmp_path.iterdir())
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", record)
+    with pytest.raises(OSError, match=r"could not write the checkpoint .*model\.pt.*disk space"):
+        save_checkpoint(tmp_path / "model.pt", tiny_model())
+    assert seen and seen[0].startswith(f".model.pt.tmp-{os.getpid()}-")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_is_explained(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match="not writable"):
+            save_checkpoint(folder / "m.pt", tiny_model())
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_folder_that_refuses_the_temporary_file_is_explained(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def refuse(file, flags, *args, **kwargs):
+        if ".tmp-" in str(file):
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.os, "open", refuse)
+    with pytest.raises(PermissionError, match=r"folder .* is not writable.*under your home"):
+        save_checkpoint(tmp_path / "m.pt", tiny_model())
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        save_checkpoint(tmp_path, tiny_model())
+
+
+def test_more_foreign_files_are_explained(tmp_path):
+    model = tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    (tmp_path / "noise.pt").write_bytes(bytes(torch.randint(0, 256, (4096,), generator=torch.Generator()
+                                                            .manual_seed(0), dtype=torch.uint8).tolist()))
+    with pytest.raises(ValueError, match="not a torch checkpoint"):
+        load_checkpoint(tmp_path / "noise.pt", model)
+    (tmp_path / "meta.json").write_text('{"format": "ftlib-checkpoint-v1", "model": {}}')
+    with pytest.raises(ValueError, match="not a torch checkpoint"):
+        load_checkpoint(tmp_path / "meta.json", model)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="truncated or not a torch checkpoint"):
+        load_checkpoint(tmp_path / "empty.pt", model)
+    torch.save({"format": checkpoint.CHECKPOINT_FORMAT, "weights": {}}, tmp_path / "odd.pt")  # no "model"
+    with pytest.raises(ValueError, match="not written by ftlib.save_checkpoint"):
+        load_checkpoint(tmp_path / "odd.pt", model)
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        load_checkpoint(tmp_path, model)
+    assert_same_state(before, model.state_dict())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_cuda_map_location_without_a_gpu_is_explained(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", tiny_model())
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        load_checkpoint(path, tiny_model(), map_location="cuda")

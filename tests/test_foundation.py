@@ -49,6 +49,18 @@ def test_data_dir_override(monkeypatch, tmp_path):
     assert config.data_dir() == Path.home() / ".cache" / "ftlib" / "data"
 
 
+def test_data_dir_expands_home_and_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FTLIB_DATA", "~/data")
+    assert config.data_dir() == tmp_path / "home" / "data"
+    assert "~" not in config.data_dir().parts
+    monkeypatch.setenv("SCRATCH", str(tmp_path / "scratch"))
+    monkeypatch.setenv("FTLIB_DATA", "$SCRATCH/ftlib")
+    assert config.data_dir() == tmp_path / "scratch" / "ftlib"
+    monkeypatch.setenv("FTLIB_DATA", "   ")  # blank is unset
+    assert config.data_dir() == tmp_path / "home" / ".cache" / "ftlib" / "data"
+
+
 def test_seed_everything_makes_runs_repeatable():
     g1 = ftlib.seed_everything(3)
     a, ga = torch.rand(4), torch.randperm(10, generator=g1)

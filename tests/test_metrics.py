@@ -267,3 +267,38 @@ def test_predict_errors(tmp_path):
         predict(MeanColour(), torch.zeros(3, 2, 2), k=4)
     with pytest.raises(ValueError, match="class names"):
         predict(MeanColour(), torch.zeros(3, 2, 2), class_names=["a", "b"])
+
+
+# ------------------------------------------------------------------ labels that are not class indices
+
+def test_metric_functions_refuse_labels_that_are_not_class_indices():
+    logits = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    for bad, shown in ((torch.tensor([0, 1, 12, 2]), "label 12"), (torch.tensor([0, -1, 2, 2]), "label -1")):
+        with pytest.raises(ValueError, match=rf"class indices 0\.\.2 for this model's 3 outputs.*{shown}: "
+                                             r"is num_classes right\?"):
+            accuracy(logits, bad)
+        with pytest.raises(ValueError, match=shown):
+            top_k_accuracy(logits, bad, k=2)
+    with pytest.raises(ValueError, match="label -1"):
+        accuracy(torch.tensor([0, 1, 2, 1]), torch.tensor([0, 1, -1, 2]))  # preds: C unknown, still >= 0
+    for fn in (lambda t: accuracy(logits, t), lambda t: top_k_accuracy(logits, t, k=2),
+               lambda t: confusion_matrix(logits, t, 3)):
+        with pytest.raises(ValueError, match=r"torch\.float32: convert them with \.long\(\)"):
+            fn(torch.tensor([0.0, 1.0, 2.7, 1.0]))  # 2.7 would be truncated to 2 silently
+    with pytest.raises(ValueError, match="binary targets must be 0 or 1"):
+        binary_metrics(torch.tensor([0.2, 0.8]), torch.tensor([0.0, 0.7]))
+    as_float = binary_metrics(torch.tensor([0.2, 0.8]), torch.tensor([0.0, 1.0]))  # BCE-style targets work
+    assert as_float["accuracy"] == 1.0 and as_float["tp"] == 1
+
+
+def test_evaluate_names_the_batch_with_a_bad_label():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    x = torch.randn(10, 3, 2, 2)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 5, 1, 2])  # sample 7: in batch 1 of 4-sample batches
+    with pytest.raises(ValueError, match=r"0\.\.2 for this model's 3 outputs; batch 1 has label 5"):
+        evaluate(model, DataLoader(TensorDataset(x, y), batch_size=4), device="cpu")
+    with pytest.raises(ValueError, match=r"batch 0 are torch\.float32"):
+        evaluate(model, DataLoader(TensorDataset(x, y.float()), batch_size=4), device="cpu")
+    with pytest.raises(ValueError, match=r"empty batch \(batch 0\)"):
+        evaluate(model, [(x[:0], y[:0])], device="cpu")

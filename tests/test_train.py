@@ -448,3 +448,102 @@ def test_one_loader_iterator_per_epoch_with_bars_on_and_off(bars, monkeypatch):
     fit(model, train, val, 3, torch.optim.SGD(model.parameters(), lr=0.05), device="cpu")
     assert train.iterators == 3 and val.iterators == 3
 
+
+
+# ------------------------------------------------------------------ labels and batches
+
+class ListLoader:
+    """A loader that yields the given (inputs, targets) batches, as they are."""
+
+    def __init__(self, batches: list) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+@pytest.mark.parametrize("bad, shown", [(12, "label 12"), (3, "label 3"), (-1, "label -1")])
+def test_labels_outside_the_model_outputs_are_explained_before_any_step(bad, shown):
+    x, y = tiny_data(16)
+    y = y.clone()
+    y[11] = bad  # in the second batch of 8
+    model = tiny_model()
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=rf"class indices 0\.\.2 for this model's 3 outputs; batch 0 of epoch 1 "
+                                         rf"has {shown}: is num_classes right\?"):
+        fit(model, loader(x[8:], y[8:]), None, 1, optimizer, **QUIET)
+    # checked between the forward pass and the loss: no optimizer step was taken
+    assert same(before, {name: p.detach() for name, p in model.named_parameters()})
+    with pytest.raises(ValueError, match=rf"batch 1 of epoch 1 has {shown}"):
+        fit(model, loader(x, y), None, 1, optimizer, **QUIET)
+    with pytest.raises(ValueError, match=rf"batch 1 of the evaluation loader has {shown}"):
+        evaluate_loss_acc(model, loader(x, y), device="cpu")
+
+
+def test_float_and_int32_labels_with_cross_entropy_are_explained():
+    x, y = tiny_data(16)
+    model = tiny_model()
+    for wrong in (y.float(), y.int()):
+        with pytest.raises(ValueError, match=rf"class indices 0\.\.2 .* batch 0 of epoch 1 has "
+                                             rf"{wrong.dtype} labels: convert them with \.long\(\)"):
+            fit(model, loader(x, wrong), None, 1, torch.optim.SGD(model.parameters(), lr=0.1), **QUIET)
+        with pytest.raises(ValueError, match=r"\.long\(\)"):
+            evaluate_loss_acc(model, loader(x, wrong), device="cpu")
+
+
+def test_soft_targets_ignore_index_and_custom_losses_still_train():
+    x, y = tiny_data(16)
+    model = tiny_model()
+    soft = F.one_hot(y, 3).float() * 0.9 + 0.1 / 3  # (N, C) probabilities: valid for cross-entropy
+    history = fit(model, loader(x, soft), loader(x, soft), 1, torch.optim.SGD(model.parameters(), lr=0.1),
+                  **QUIET)
+    assert math.isfinite(history["train_loss"][0]) and math.isnan(history["val_acc"][0])
+    ignored = y.clone()
+    ignored[:4] = -100  # cross-entropy's ignore_index
+    history = fit(model, loader(x, ignored), None, 1, torch.optim.SGD(model.parameters(), lr=0.1), **QUIET)
+    assert math.isfinite(history["train_loss"][0])
+
+    def mse(out, target):  # float targets (N,) with a loss that wants them
+        return F.mse_loss(out[:, 0], target)
+    history = fit(model, loader(x, y.float() * 10), None, 1, torch.optim.SGD(model.parameters(), lr=1e-3),
+                  loss_fn=mse, **QUIET)
+    assert math.isfinite(history["train_loss"][0]) and math.isnan(history["train_acc"][0])
+
+
+def test_an_empty_batch_is_named_not_blamed_on_the_learning_rate():
+    x, y = tiny_data(16)
+    batches = [(x[:8], y[:8]), (x[:0], y[:0]), (x[8:], y[8:])]
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"the loader gave an empty batch \(batch 1 of epoch 1\): .*drop_last"):
+        fit(model, ListLoader(batches), None, 1, torch.optim.SGD(model.parameters(), lr=0.1), **QUIET)
+    with pytest.raises(ValueError, match=r"empty batch \(batch 1 of the evaluation loader\)"):
+        evaluate_loss_acc(model, ListLoader(batches), device="cpu")
+
+
+def test_a_batch_with_more_labels_than_inputs_is_explained():
+    x, y = tiny_data(16)
+    model = tiny_model()
+    with pytest.raises(ValueError, match="the model gave 8 outputs for 9 labels"):
+        fit(model, ListLoader([(x[:8], y[:9])]), None, 1, torch.optim.SGD(model.parameters(), lr=0.1), **QUIET)
+
+
+def test_a_custom_loss_may_take_other_integer_targets_and_its_label_errors_are_explained():
+    x, y = tiny_data(16)
+    model = tiny_model()
+    counts = y * 7  # integer regression targets up to 14, not class indices of the 3 outputs
+
+    def count_loss(out, target):
+        return F.mse_loss(out[:, 0], target.float())
+    history = fit(model, loader(x, counts), None, 1, torch.optim.SGD(model.parameters(), lr=1e-3),
+                  loss_fn=count_loss, **QUIET)
+    assert math.isfinite(history["train_loss"][0])
+
+    def smoothed(out, target):
+        return F.cross_entropy(out, target, label_smoothing=0.1)
+    with pytest.raises(ValueError, match="batch 0 of epoch 1 has label 14: is num_classes right"):
+        fit(model, loader(x, counts), None, 1, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn=smoothed,
+            **QUIET)
