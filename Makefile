@@ -14,7 +14,7 @@ PYTEST_ARGS   ?=
 # Free disk a fresh .venv needs (PyTorch with its CUDA libraries: about 6 GB); 0 skips the check.
 MIN_FREE_GB   ?= 6.5
 
-.PHONY: install lab test unit notebooks doctor bench times fetch clean
+.PHONY: install lab test unit notebooks doctor bench times solutions gpu-check fetch clean
 
 install: $(STAMP)
 
@@ -53,6 +53,16 @@ bench: install
 # ftlib/course/lesson_times.json and the README (about 6 minutes on 2 CPU cores).
 times: install
 	$(BIN)/python -m ftlib.bench.lesson_times --write
+
+# Solved copies of every lesson for instructors, in solutions/ (not committed); then
+# `.venv/bin/python -m ftlib.grade solutions/` shows every exercise passed.
+solutions: install
+	$(BIN)/python -m data_scripts.solutions
+
+# On a GPU machine (no network, nothing installed: it uses .venv when there is one, else
+# python3): the CUDA paths, every lesson on CUDA and the tests, into gpu_check.json.
+gpu-check:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) -m ftlib.bench.gpu_check --json gpu_check.json $(GPU_CHECK_ARGS)
 
 fetch: install
 	$(BIN)/python -m data_scripts.fetch --all

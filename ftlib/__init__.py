@@ -40,6 +40,7 @@ worlds work; `bench/` holds maintainer tools that no lesson imports.
 | `bench/speed`           | `python -m ftlib.bench`: how fast the training paths are      |         |
 | `bench/transfer`        | does the offline backbone transfer? scratch, probe, fine-tune |         |
 | `bench/lesson_times`    | `python -m ftlib.bench.lesson_times`: time every lesson       |         |
+| `bench/gpu_check`       | `make gpu-check`: the CUDA paths, lessons and tests on a GPU  |         |
 
 `import ftlib` gives the names below; the modules hold the rest (`ftlib.plots.show_images`).
 """

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import torch
 from torch import nn
 
-from .config import is_quiet
+from .config import in_notebook, is_quiet
 from .freeze import unfreeze
 from .models import stages
 
@@ -167,7 +167,7 @@ class LivePlot(Callback):
         self._handle = None
 
     def on_epoch_end(self, state: FitState) -> None:
-        if is_quiet():
+        if is_quiet() or not in_notebook():  # a script or a terminal has nowhere to draw
             return
         from IPython import display
 

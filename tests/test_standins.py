@@ -1,7 +1,6 @@
-"""Offline stand-ins: interface, determinism, speed, and no single pixel statistic gives the class away."""
+"""Offline stand-ins: interface, determinism, CI size, and no single pixel statistic gives the class away."""
 
 import inspect
-import time
 
 import matplotlib
 
@@ -20,17 +19,9 @@ DOMAINS = list(STANDIN_DOMAINS)
 
 @pytest.fixture(scope="module")
 def ci_sets() -> dict:
-    """Each domain at the CI size, with its generation time: (CPU seconds, wall seconds).
-
-    CPU time (all threads of this process) does not grow when other programs share the
-    machine, so the speed check is not flaky on a busy computer.
-    """
-    out = {}
-    for domain in DOMAINS:
-        cpu, wall = time.process_time(), time.perf_counter()
-        data = make_standin(domain, seed=0)
-        out[domain] = (data, (time.process_time() - cpu, time.perf_counter() - wall))
-    return out
+    """Each domain at the CI size, generated once for the module (its generation time is a
+    figure of `python -m ftlib.bench`, `standin_generation_s`, not a test)."""
+    return {domain: make_standin(domain, seed=0) for domain in DOMAINS}
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -92,12 +83,10 @@ def test_bad_input_is_explained():
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
-def test_ci_size_generates_fast(ci_sets, domain):
-    data, (cpu, wall) = ci_sets[domain]
+def test_ci_size_has_the_ci_counts(ci_sets, domain):
+    data = ci_sets[domain]
     k = len(CLASS_NAMES[domain])
     assert [len(data.train), len(data.val), len(data.test)] == [c * k for c in CI_PER_CLASS]
-    print(f"{domain}: {sum(CI_PER_CLASS) * k} images in {cpu:.2f} s CPU ({wall:.2f} s wall)")
-    assert cpu < 10, f"{domain} stand-in at CI size took {cpu:.1f} s of CPU time (limit 10 s)"
 
 
 # --- no single pixel statistic separates the classes -----------------------------------------
@@ -139,7 +128,7 @@ def test_statistic_checks_can_fail():
 def test_no_single_pixel_statistic_separates_classes(ci_sets, domain):
     """Bound: each statistic alone stays below 0.70 accuracy for the 2 medical classes and
     below 0.50 for the 10-class domains (chance 0.5 / 0.1; all seven together below 0.70)."""
-    data, _ = ci_sets[domain]
+    data = ci_sets[domain]
     k = len(data.class_names)
     bound = 0.70 if k == 2 else 0.50
     tr, te = _stats(data.train.images), _stats(data.test.images)

@@ -14,6 +14,7 @@ sides alternate (A, B, A, B, ...) and the median of each side is used.
 | `..._layer3`               | the same two, with stem..layer3 frozen (4 of 6 stages)          |
 | `cpu_fast_path_speedup`    | throughput of `fit(precision="fast")` / a plain fp32 loop       |
 | `achieved_gflops_ratio`    | training GFLOP/s of `fit` (fp32) / fp32 matmul GFLOP/s          |
+| `standin_generation_s`     | {domain: wall seconds} to draw each stand-in at the CI size (reported, not judged) |
 | `transfer`                 | per stand-in, mean of 3 seeds: scratch, linear-probe and fine-tune |
 |                            | accuracy, chance, each seed's gain, the probe of each stage's output |
 | `meets_targets`            | {key: target met} for every key that has a target (below)       |
@@ -45,6 +46,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..cost import training_step_flops
+from ..course.standins import CI_PER_CLASS, STANDIN_DOMAINS, make_standin
 from ..features import cache_activations, extract_features, split_model, without_head
 from ..freeze import freeze, unfreeze
 from ..metrics import accuracy
@@ -58,8 +60,8 @@ __all__ = ["run", "main", "SIZES", "TARGETS"]
 # ResNet-18 at 64 px in batches of 64: on the 2-core reference machine it trains at 169 img/s
 # in fp32 and 332 img/s with bf16 autocast.
 SIZES = {
-    "quick": dict(n_train=320, n_test=320, size=64, batch=64, repeats=3, epochs=3),
-    "full": dict(n_train=1280, n_test=1000, size=64, batch=64, repeats=5, epochs=5),
+    "quick": dict(n_train=320, n_test=320, size=64, batch=64, repeats=3, epochs=3, standin_per_class=CI_PER_CLASS),
+    "full": dict(n_train=1280, n_test=1000, size=64, batch=64, repeats=5, epochs=5, standin_per_class=CI_PER_CLASS),
 }
 TARGETS = {"fit_vs_bare_loop": 0.95, "cached_probe_speedup": 10.0, "cached_probe_acc_delta": 0.01,
            "cpu_fast_path_speedup": 1.7}
@@ -82,7 +84,6 @@ def _data(n: int, size: int, classes: int, seed: int) -> tuple[torch.Tensor, tor
 def _standin(per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Retail stand-in images, preprocessed for the course backbone: a learnable task, so that
     accuracy comparisons mean something (train x, y, test x, y)."""
-    from ..course.standins import make_standin
     splits = make_standin("retail", size=64, per_class=(per_class, 0, per_class), seed=seed)
     prep = _pretrained_backbone(10).weights_info.transforms()
     pack = lambda ds: (torch.stack([prep(img) for img in ds.images]), ds.labels)  # noqa: E731
@@ -282,6 +283,14 @@ def bench_gflops(cfg: dict, fit_img_s: float) -> dict:
     return out
 
 
+def standin_generation_s(per_class: tuple[int, int, int] = CI_PER_CLASS) -> dict:
+    """{"standin_generation_s": {domain: wall seconds}}: the time to draw each stand-in at
+    `per_class` (train, val, test images per class; the CI size by default). Reported, not judged."""
+    seconds = {domain: round(_timed(lambda: make_standin(domain, per_class=per_class, seed=0)), 3)
+               for domain in STANDIN_DOMAINS}
+    return {"standin_generation_s": seconds}
+
+
 def run(mode: str = "quick", transfer: bool = True, log: Callable[[str], None] = print,
         sizes: dict | None = None) -> dict:
     """Every measurement of the benchmark, as one JSON-ready dict (see the module docstring).
@@ -296,7 +305,8 @@ def run(mode: str = "quick", transfer: bool = True, log: Callable[[str], None] =
                        ("fast path accuracy", lambda: _fast_path_accuracy(cfg) if cpu_has_native_bf16() else {}),
                        ("cached linear probe", lambda: bench_cached_probe(cfg)),
                        ("prefix caching", lambda: bench_prefix_cache(cfg)),
-                       ("prefix caching, 4 of 6 stages frozen", lambda: bench_prefix_cache(cfg, upto="layer3"))]:
+                       ("prefix caching, 4 of 6 stages frozen", lambda: bench_prefix_cache(cfg, upto="layer3")),
+                       ("stand-in generation", lambda: standin_generation_s(cfg.get("standin_per_class", CI_PER_CLASS)))]:
         start = time.perf_counter()
         result.update(step())
         log(f"  {name}: {time.perf_counter() - start:.0f} s")
@@ -379,6 +389,9 @@ def _report(result: dict) -> str:
         value = result.get(key)
         shown = "n/a" if value is None else f"{value:.3f}"
         lines.append(f"{key:<34} {shown:>8}  {_target_text(result, key)}".rstrip())
+    generation = result.get("standin_generation_s", {})
+    if generation:
+        lines.append(f"{'standin_generation_s':<34} " + ", ".join(f"{k} {v:.1f} s" for k, v in generation.items()))
     return "\n".join(lines + _transfer_lines(result))
 
 
