@@ -90,3 +90,21 @@ def test_q3_threshold_moves_the_answer():
     assert "resnet50" in E.check_smallest_model("resnet50", min_acc1=80.0)
     with pytest.raises(Incorrect, match="below"):
         E.check_smallest_model("efficientnet_b0", min_acc1=80.0)
+
+
+@pytest.mark.parametrize("answer", [9408, 64 * 3 * 7 * 7, 9408.0, torch.tensor(9408), torch.tensor(9408.0)])
+def test_q2_any_integer_type_is_a_count(answer):
+    assert "9,408 weights" in ex.q2.verify(answer)
+
+
+def test_q2_numpy_counts():
+    np = pytest.importorskip("numpy")
+    ex.q2.verify(np.int64(9408))
+    ex.q2.verify(np.prod((64, 3, 7, 7)))
+    fails(ex.q2, np.float64(9408.5), "whole number")
+
+
+def test_q2_non_counts_are_refused():
+    fails(ex.q2, True, "a bool")
+    fails(ex.q2, "9408", "whole number")
+    fails(ex.q2, torch.tensor([64, 3, 7, 7]), "one whole number")

@@ -70,13 +70,25 @@ def as_number(value: Any, what: str) -> float:
         raise Incorrect(f"{what} should be a number, got {type(value).__name__}.") from None
 
 
-def whole_number(answer: Any) -> int:
-    """A count given as an int, a whole float or a one-element tensor; `Incorrect` otherwise."""
+def whole_number(answer: Any, what: str = "a count") -> int:
+    """A count given as a Python or numpy integer, a one-element integer tensor or a float that
+    is exactly whole (9408.0); `Incorrect` for bools, fractions, strings and anything else."""
     if isinstance(answer, torch.Tensor):
+        if answer.numel() != 1 or answer.dtype == torch.bool:
+            raise Incorrect(f"{what} is one whole number, got a tensor of shape {tuple(answer.shape)} "
+                            f"and dtype {answer.dtype}.")
         answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or answer != int(answer):
-        raise Incorrect(f"expected a whole number of parameters, got {answer!r}.")
-    return int(answer)
+    elif not isinstance(answer, (bool, int, float, str)) and callable(getattr(answer, "item", None)):
+        answer = answer.item()  # numpy scalars and 0-d arrays
+    if isinstance(answer, bool) or type(answer).__name__ == "bool_":
+        raise Incorrect(f"{what} is a whole number, got {answer!r} (a bool).")
+    if isinstance(answer, int):
+        return int(answer)
+    if isinstance(answer, float):
+        if not math.isfinite(answer) or answer != int(answer):
+            raise Incorrect(f"{what} is a whole number, got {answer!r}: count, do not truncate or average.")
+        return int(answer)
+    raise Incorrect(f"{what} should be a whole number, got {type(answer).__name__} {answer!r}.")
 
 
 def example_input(model: nn.Module) -> torch.Tensor:

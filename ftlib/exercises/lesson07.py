@@ -47,29 +47,61 @@ def _epoch_problem(epoch: int, before: dict[str, str], now: dict[str, str], want
             f"before: {', '.join(want)}.")
 
 
+def _trace(unfreeze: Callable[[nn.Module, int], Any], model: nn.Module, epochs: int) -> list[dict[str, str]]:
+    """The status of every stage with parameters after unfreeze(model, e) for e = 0 .. epochs - 1."""
+    out = []
+    for epoch in range(epochs):
+        call_student(f"unfreeze(model, {epoch})", unfreeze, model, epoch)
+        out.append({n: s for n, s in stage_status(model).items() if s != "no parameters"})
+    return out
+
+
+def _named_mistake(trace: list[dict[str, str]], order: list[str]) -> str | None:
+    """The typical mistake whose schedule `trace` follows exactly, if any."""
+    n = len(order)
+    training = [[s for s in order if now[s] == "trainable"] for now in trace]
+    if training == [order[max(0, n - e):] for e in range(len(trace))]:
+        return ("at epoch 0 nothing trains, and each epoch e trains the last e stages: epochs are counted "
+                "from 1 here, but the loop calls unfreeze(model, 0) first. Count from 0: epoch e trains the "
+                "last e + 1 stages, so the head trains at epoch 0.")
+    if training == [order[max(0, n - 2 - e):] for e in range(len(trace))]:
+        return (f"at epoch 0, {' and '.join(order[-2:])} train: one stage ahead at every epoch (an off-by-one). "
+                f"Epoch e trains the last e + 1 stages, so epoch 0 trains the head alone.")
+    if training == [order[:e + 1] for e in range(len(trace))]:
+        return (f"at epoch 0 only {order[0]} trains and each epoch adds the next stage toward the output: "
+                f"that unfreezes from the input side. The head trains first, and each epoch unfreezes the "
+                f"next stage from the output down, because the early stages hold the most generic features "
+                f"(at epoch 0 your head has requires_grad=False).")
+    return None
+
+
 def check_gradual_unfreezing(unfreeze: Callable[[nn.Module, int], Any], model: nn.Module | None = None) -> str:
     """`unfreeze(model, epoch)`, called at the start of epochs 0, 1, 2, ... on one model,
     leaves the last `epoch + 1` stages trainable and the rest frozen (ULMFiT order: the
-    head alone first, then one more stage per epoch, from the output down).
+    head alone first, then one more stage per epoch, from the output down). Epochs run two
+    past the one where everything trains, so nothing may freeze again or fail there.
 
     model: default a fresh torchvision resnet18(num_classes=2); a model passed in is made
     fully trainable first and changed in place. Lesson 07.
+
+    Typical wrong answers it names: epochs counted from 1; one stage ahead; unfreezing from
+    the input side; nothing frozen at epoch 0; stages frozen again; several stages per epoch.
     """
     from torchvision.models import resnet18
     model = resnet18(num_classes=2) if model is None else expect_module(model)
     for p in model.parameters():
         p.requires_grad_(True)
     order = [n for n, s in stage_status(model).items() if s != "no parameters"]
+    trace = _trace(unfreeze, model, len(order) + 2)
     before: dict[str, str] = {}
-    for epoch in range(len(order) + 1):
-        call_student(f"unfreeze(model, {epoch})", unfreeze, model, epoch)
-        now = {n: s for n, s in stage_status(model).items() if s != "no parameters"}
+    for epoch, now in enumerate(trace):
         want = order[max(0, len(order) - 1 - epoch):]
         if [n for n in order if now[n] == "trainable"] != want or any(now[n] == "partly" for n in order):
-            raise Incorrect(_epoch_problem(epoch, before, now, want))
+            raise Incorrect(_named_mistake(trace, order) or _epoch_problem(epoch, before, now, want))
         before = now
     return (f"epoch 0 trains {order[-1]} only; each epoch adds the next stage down; "
-            f"by epoch {len(order) - 1} everything trains.")
+            f"by epoch {len(order) - 1} everything trains, and it stays so at epochs "
+            f"{len(order)} and {len(order) + 1}.")
 
 
 # --- the exercises ------------------------------------------------------------------------
