@@ -153,3 +153,34 @@ def test_lesson06_is_exported():
     assert [k for k in lesson06.exercises] == ["q1", "q2", "q3"]
     for exercise in lesson06.exercises.values():
         assert exercise.hints and exercise.solution_code.strip()
+
+
+# --- q1: bounds inside policies and on what the pipeline outputs ---------------------------
+
+@pytest.mark.parametrize("good", [
+    v2.RandAugment(),  # magnitude 9 of 31: rotations up to 9 degrees, shifts up to 14%
+    v2.Compose([v2.RandomHorizontalFlip(), v2.RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1))]),
+    v2.Compose([v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True)]),
+    v2.Compose([v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize([0.5] * 3, [0.25] * 3)]),
+    v2.RandomChoice([v2.ColorJitter(0.4, 0.4, 0.4), v2.GaussianBlur(5, (0.1, 2.0)), v2.RandomGrayscale(1.0)]),
+])
+def test_q1_mild_pipelines_written_differently_pass(good):
+    assert "label-preserving" in lesson06.q1.verify(good)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (v2.TrivialAugmentWide(), "TrivialAugmentWide rotates by up to 135 degrees"),
+    (v2.AutoAugment(), "AutoAugment rotates by up to 30 degrees"),
+    (v2.RandAugment(magnitude=25), "RandAugment rotates by up to 25 degrees"),
+    (v2.RandAugment(magnitude=15), "RandAugment shifts the image by up to 23%"),
+    (v2.RandomAffine(5, translate=(0.4, 0.4)), "shifts by up to 40%"),
+    (v2.RandomAffine(5, scale=(0.3, 1.0)), "zooms by 0.3 to 1"),
+    (v2.Compose([v2.RandomRotation(5), v2.RandomInvert(p=1.0)]), "barely resemble the input"),
+    (v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.RandomErasing(p=1.0, scale=(0.5, 0.9), value=0)]),
+     "barely resemble the input"),
+    (v2.Compose([v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32)]), "scale=True"),
+    (v2.Compose([v2.RandomHorizontalFlip(), v2.ToDtype(torch.int32)]), "torch.int32"),
+])
+def test_q1_policies_and_outputs_that_break_labels_fail(bad, message):
+    fails(lesson06.q1, bad, match=re.escape(message))

@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models import WeightsEnum
 
 from ..device import eval_mode
-from ..metrics import accuracy as fraction_correct
 from ..models import classifier_path, stages
 from .checks import as_number, check_trainable, example_input, expect_family, expect_module, transform_parts
 from .core import Exercise, ExerciseSet, Incorrect, call_student
@@ -56,49 +55,90 @@ def check_head(model: nn.Module, num_classes: int, in_features: int | None = Non
 
 # --- accuracy over samples ----------------------------------------------------------------
 
-def _accuracy_probe() -> tuple[nn.Module, DataLoader, torch.Tensor, torch.Tensor]:
-    """A model whose logits equal its input, and 10 samples in batches of 4, 4 and 2.
+_RIGHT_FIRST = torch.tensor([1, 1, 0, 0, 1, 1, 1, 0, 1, 0], dtype=torch.bool)
 
-    Predictions are right 2, 3 and 1 times in the three batches, so the accuracy over
-    samples (6 / 10) differs from the mean of the per-batch accuracies (0.583).
-    """
-    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
-    preds = torch.tensor([0, 1, 0, 1, 1, 2, 0, 0, 2, 1])
-    logits = nn.functional.one_hot(preds, 3).float() * 3 - 1
-    model = nn.Linear(3, 3)
+
+def _probe_network() -> nn.Module:
+    """A seeded 6 -> 16 -> 3 network with BatchNorm and dropout, handed over in eval mode."""
+    with torch.random.fork_rng():  # the student's global seed stays as it was
+        torch.manual_seed(303)
+        model = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    gen = torch.Generator().manual_seed(304)
     with torch.no_grad():
-        model.weight.copy_(torch.eye(3))
-        model.bias.zero_()
-    loader = DataLoader(TensorDataset(logits, labels), batch_size=4, shuffle=False)
-    return model, loader, logits, labels
+        model[1].running_mean.copy_(0.3 * torch.randn(16, generator=gen))
+        model[1].running_var.copy_(0.5 + 1.5 * torch.rand(16, generator=gen))
+    return model.eval()
+
+
+def _accuracy_probes() -> list[tuple[nn.Module, DataLoader, torch.Tensor]]:
+    """(model, loader, right) triples: a seeded small network and inputs whose labels agree
+    with its predictions where `right` is True. The first: 10 samples in batches of 4, 4, 2,
+    right 2, 3 and 1 times (6 / 10 over samples, 0.583 per batch); then 23 in batches of 5
+    and 37 in batches of 8, each with a short last batch."""
+    gen = torch.Generator().manual_seed(3030)
+    model = _probe_network()
+    probes = []
+    for n, batch in ((10, 4), (23, 5), (37, 8)):
+        x = torch.randn(n, 6, generator=gen)
+        right = _RIGHT_FIRST if n == 10 else torch.rand(n, generator=gen) < 0.3 + 0.4 * len(probes) / 2
+        with torch.no_grad():
+            preds = model(x).argmax(1)
+        labels = torch.where(right, preds, (preds + 1 + (torch.arange(n) % 2)) % 3)
+        probes.append((model, DataLoader(TensorDataset(x, labels), batch_size=batch, shuffle=False), right))
+    return probes
+
+
+def _count_calls(model: nn.Module) -> tuple[list[int], Any]:
+    calls = [0]
+    return calls, model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+
+
+def _accuracy_mistake(got: float, right: float, per_batch: float, sizes: list[int], calls: int) -> str:
+    """The message for a wrong accuracy `got` on a loader with batches of `sizes`."""
+    shape = f"{sum(sizes)} samples in batches of {', '.join(map(str, sizes[:-1]))} and {sizes[-1]}"
+    if math.isclose(got, per_batch, abs_tol=1e-4):
+        return (f"you returned {got:.3f}, the mean of the per-batch accuracies. The last batch holds only "
+                f"{sizes[-1]} samples but counts as much as a full batch: add up the correct predictions over all "
+                f"batches and divide by the number of samples.")
+    if math.isclose(got, 100 * right, abs_tol=1e-4):
+        return f"you returned {got:g}, a percentage: return a fraction in [0, 1]."
+    if got > 1:
+        return (f"you returned {got:.3f}, more than 1: divide the number of correct predictions by the "
+                f"number of samples (len(loader.dataset)), not by the number of batches.")
+    if math.isclose(got, right * sum(sizes) / (sizes[0] * len(sizes)), abs_tol=1e-6):
+        return (f"you returned {got:.3f}: you divided by batch size x number of batches ({sizes[0]} x {len(sizes)}), "
+                f"but the last batch holds only {sizes[-1]} samples: divide by the number of samples seen.")
+    if math.isclose(got, 1 - right, abs_tol=1e-6):
+        return f"you returned {got:.3f}, the error rate: count the predictions that equal the label."
+    never = " Your function never called the model: run it on each batch." if calls == 0 else ""
+    return (f"you returned {got:.3f} on a check set of {shape}, expected {right:.3f}: count the samples "
+            f"whose argmax over the logits equals the label, and divide by the number of samples.{never}")
 
 
 def check_accuracy_fn(accuracy: Callable[[nn.Module, DataLoader], float]) -> str:
     """`accuracy(model, loader)` returns the fraction of samples classified right, in [0, 1].
 
-    Runs it on a check set whose last batch is short, so the typical mistake (the mean
-    of per-batch accuracies) gives a different number. Lesson 03.
+    Runs it with a seeded small network on three loaders whose last batch is short, so the
+    typical mistake (the mean of per-batch accuracies) gives a different number, and a
+    function that ignores the model or the loader fails. Lesson 03.
     """
-    model, loader, logits, labels = _accuracy_probe()
     call = "accuracy(model, loader)"
-    got = as_number(call_student(call, accuracy, model, loader), call)
-    right = fraction_correct(logits, labels)
-    per_batch = sum(fraction_correct(logits[i:i + 4], labels[i:i + 4]) for i in range(0, 10, 4)) / 3
-    if math.isclose(got, right, abs_tol=1e-6):
-        return f"accuracy over the {len(labels)} samples of the check set: {got:.3f}."
-    if math.isclose(got, per_batch, abs_tol=1e-4):
-        raise Incorrect(f"you returned {got:.3f}, the mean of the per-batch accuracies. The last batch holds only "
-                        f"2 samples but counts as much as a full batch: add up the correct predictions over all "
-                        f"batches and divide by the number of samples.")
-    if math.isclose(got, 100 * right, abs_tol=1e-4):
-        raise Incorrect(f"you returned {got:g}, a percentage: return a fraction in [0, 1].")
-    if got > 1:
-        raise Incorrect(f"you returned {got:.3f}, more than 1: divide the number of correct predictions by the "
-                        f"number of samples (len(loader.dataset)), not by the number of batches.")
-    if math.isclose(got, 1 - right, abs_tol=1e-6):
-        raise Incorrect(f"you returned {got:.3f}, the error rate: count the predictions that equal the label.")
-    raise Incorrect(f"you returned {got:.3f} on a check set of 10 samples in batches of 4, 4 and 2: count the "
-                    f"samples whose argmax over the logits equals the label, and divide by the number of samples.")
+    for model, loader, right_mask in _accuracy_probes():
+        sizes = [len(y) for _, y in loader]
+        calls, hook = _count_calls(model)
+        try:
+            got = as_number(call_student(call, accuracy, model, loader), call)
+        finally:
+            hook.remove()
+        right = right_mask.float().mean().item()
+        per_batch = sum(chunk.float().mean().item() for chunk in right_mask.split(loader.batch_size)) / len(sizes)
+        if not math.isclose(got, right, abs_tol=1e-6):
+            raise Incorrect(_accuracy_mistake(got, right, per_batch, sizes, calls[0]))
+        if calls[0] == 0:
+            raise Incorrect(f"you returned {got:.3f} without calling the model: run model(x) on each batch "
+                            f"and compare the argmax with the labels.")
+    first = _RIGHT_FIRST.float().mean().item()
+    return f"accuracy over the 10 samples of the check set: {first:.3f}, and right on loaders of 23 and 37 samples."
 
 
 # --- preprocessing that matches the weights -----------------------------------------------

@@ -16,7 +16,8 @@ from ..optim import NORM_LAYERS
 from .checks import as_number, expect_module, transform_parts
 from .core import Exercise, ExerciseSet, Incorrect
 
-__all__ = ["RETAIL_MAX_ROTATION", "RETAIL_MIN_CROP_SCALE", "check_augmentation", "check_weight_decay",
+__all__ = ["RETAIL_MAX_ROTATION", "RETAIL_MIN_CROP_SCALE", "RETAIL_MAX_TRANSLATE", "RETAIL_SCALE_RANGE",
+           "RETAIL_MIN_CORRELATION", "check_augmentation", "check_weight_decay",
            "EARLY_STOP_VAL_LOSSES", "check_early_stopping", "lesson06"]
 
 
@@ -26,6 +27,10 @@ __all__ = ["RETAIL_MAX_ROTATION", "RETAIL_MIN_CROP_SCALE", "check_augmentation",
 # shoes and shirts are never shown upside down, and a crop that loses most of the item loses its class.
 RETAIL_MAX_ROTATION = 20.0   # degrees
 RETAIL_MIN_CROP_SCALE = 0.4  # fraction of the image area a random crop must keep
+RETAIL_MAX_TRANSLATE = 0.2       # fraction of the image size a shift may move the product
+RETAIL_SCALE_RANGE = (0.7, 1.3)  # zoom factors an affine transform may draw
+RETAIL_MIN_CORRELATION = 0.3     # median correlation of an augmented image with the input (or its mirror)
+_SIZE = 64
 
 
 def _degrees(t: Any) -> float:
@@ -33,6 +38,58 @@ def _degrees(t: Any) -> float:
     degrees = getattr(t, "degrees", 0)
     values = degrees if isinstance(degrees, (list, tuple)) else [degrees]
     return max(abs(float(v)) for v in values)
+
+
+def _policy_reach(t: Any) -> dict[str, float]:
+    """{op: largest magnitude} an AutoAugment / RandAugment / TrivialAugmentWide may apply to a
+    64 px image, read from torchvision's own op table: Rotate in degrees, Translate as a fraction."""
+    space = getattr(t, "_AUGMENTATION_SPACE", None)
+    if not isinstance(space, dict):
+        return {}
+    name = type(t).__name__
+    if name == "AutoAugment":
+        reach = [(op, 10, idx) for policy in t._policies for op, _, idx in policy]
+    elif name == "RandAugment":
+        reach = [(op, t.num_magnitude_bins, t.magnitude) for op in space]
+    elif name == "AugMix":
+        reach = [(op, t._PARAMETER_MAX, t.severity - 1) for op in space]
+    else:  # TrivialAugmentWide: any bin
+        bins = getattr(t, "num_magnitude_bins", 31)
+        reach = [(op, bins, bins - 1) for op in space]
+    out: dict[str, float] = {}
+    for op, bins, idx in reach:
+        if op not in ("Rotate", "TranslateX", "TranslateY") or idx is None:
+            continue
+        magnitude = abs(float(space[op][0](bins, _SIZE, _SIZE)[idx]))
+        out[op] = max(out.get(op, 0.0), magnitude if op == "Rotate" else magnitude / _SIZE)
+    return out
+
+
+def _policy_problem(t: Any) -> str | None:
+    """Why an augmentation policy in the pipeline breaks an upright product's label, or None."""
+    reach, name = _policy_reach(t), type(t).__name__
+    if reach.get("Rotate", 0) > RETAIL_MAX_ROTATION:
+        return (f"{name} rotates by up to {reach['Rotate']:.0f} degrees (its Rotate op); products are photographed "
+                f"upright, so keep rotations small (at most {RETAIL_MAX_ROTATION:g} degrees): lower its magnitude "
+                f"or list mild transforms yourself.")
+    shift = max(reach.get("TranslateX", 0), reach.get("TranslateY", 0))
+    if shift > RETAIL_MAX_TRANSLATE:
+        return (f"{name} shifts the image by up to {shift:.0%} of its size (its Translate ops), which can push the "
+                f"product out of the frame: keep shifts under {RETAIL_MAX_TRANSLATE:.0%}.")
+    return None
+
+
+def _affine_problem(t: Any) -> str | None:
+    """Why a RandomAffine's shift or zoom breaks the label, or None."""
+    translate, scale = getattr(t, "translate", None), getattr(t, "scale", None)
+    if translate is not None and max(translate) > RETAIL_MAX_TRANSLATE:
+        return (f"RandomAffine shifts by up to {max(translate):.0%} of the image size, which can push the product "
+                f"out of the frame: use translate of at most {RETAIL_MAX_TRANSLATE}.")
+    low, high = RETAIL_SCALE_RANGE
+    if scale is not None and (min(scale) < low or max(scale) > high):
+        return (f"RandomAffine zooms by {min(scale):g} to {max(scale):g}: the product shrinks to a speck or is "
+                f"cut off. Keep scale within ({low}, {high}).")
+    return None
 
 
 def _retail_label_problem(parts: list[Any]) -> str | None:
@@ -45,6 +102,9 @@ def _retail_label_problem(parts: list[Any]) -> str | None:
         if name in ("RandomRotation", "RandomAffine") and _degrees(t) > RETAIL_MAX_ROTATION:
             return (f"{name} draws angles up to {_degrees(t):g} degrees; products are photographed upright, so "
                     f"keep rotations small (at most {RETAIL_MAX_ROTATION:g} degrees).")
+        problem = _affine_problem(t) if name == "RandomAffine" else _policy_problem(t)
+        if problem:
+            return problem
         scale = getattr(t, "scale", None)
         if name == "RandomResizedCrop" and scale is not None and min(scale) < RETAIL_MIN_CROP_SCALE:
             return (f"RandomResizedCrop may keep only {min(scale):.0%} of the image, which can cut the product "
@@ -60,12 +120,46 @@ def _retail_image() -> torch.Tensor:
     return image
 
 
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double().flatten(), b.double().flatten()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / ((a.norm() * b.norm()) + 1e-12))
+
+
+def _output_problem(outputs: list[torch.Tensor], image: torch.Tensor, names: list[str]) -> str | None:
+    """Why the sampled outputs are not usable training images of the same product, or None:
+    a dtype other than uint8 or float, float values outside [0, 1] without a Normalize, or
+    outputs that no longer resemble the input (median correlation with it or its mirror)."""
+    out = outputs[0]
+    if not (out.dtype == torch.uint8 or out.is_floating_point()):
+        return f"your pipeline returns {out.dtype} images: keep them uint8, or float in [0, 1]."
+    if out.is_floating_point() and "Normalize" not in names:
+        low, high = min(float(o.min()) for o in outputs), max(float(o.max()) for o in outputs)
+        if not math.isfinite(low + high) or low < -1e-3 or high > 1 + 1e-3:
+            tip = " (ToDtype without scale=True keeps 0..255)" if high > 2 else ""
+            return (f"your float images hold values from {low:.3g} to {high:.3g}, outside [0, 1]{tip}: "
+                    f"use v2.ToDtype(torch.float32, scale=True).")
+    scale = 255.0 if out.is_floating_point() and "Normalize" not in names else 1.0
+    mirror = image.flip(-1)
+    scores = sorted(max(_correlation(o * scale, image), _correlation(o * scale, mirror)) for o in outputs)
+    median = scores[len(scores) // 2]
+    if median < RETAIL_MIN_CORRELATION:
+        return (f"your augmented images barely resemble the input: their median correlation with it is {median:.2f} "
+                f"(a mild, label-preserving pipeline keeps it above {RETAIL_MIN_CORRELATION}). Use milder "
+                f"transforms: the product must stay recognisable.")
+    return None
+
+
 def check_augmentation(pipeline: Callable) -> str:
     """A train-time augmentation for 64 px retail images (upright products): it returns a
     (3, 64, 64) tensor for a uint8 (3, 64, 64) image, is random (different outputs on the same
     image), and contains no transform that breaks the label: no vertical flip, no rotation
-    over RETAIL_MAX_ROTATION degrees, no crop keeping under RETAIL_MIN_CROP_SCALE of the area.
-    Inspects the transforms inside Compose / RandomApply / RandomChoice. Lesson 06.
+    over RETAIL_MAX_ROTATION degrees, no crop keeping under RETAIL_MIN_CROP_SCALE of the area, no
+    affine shift over RETAIL_MAX_TRANSLATE or zoom outside RETAIL_SCALE_RANGE, including the Rotate
+    and Translate ops an AutoAugment / RandAugment / TrivialAugmentWide / AugMix can reach.
+    Inspects the transforms inside Compose / RandomApply / RandomChoice. Sampled outputs must be
+    uint8, or float in [0, 1] (any range after a Normalize), and keep a median correlation of at
+    least RETAIL_MIN_CORRELATION with the input or its mirror. Lesson 06.
     """
     if not callable(pipeline):
         raise TypeError(f"expected a transform (e.g. a v2.Compose), got {type(pipeline).__name__}.")
@@ -90,6 +184,9 @@ def check_augmentation(pipeline: Callable) -> str:
         raise Incorrect("your pipeline gave the same output 8 times: that is preprocessing, not augmentation. "
                         "Add random transforms (RandomHorizontalFlip, RandomResizedCrop, ColorJitter, ...).")
     names = [type(t).__name__ for t in transform_parts(pipeline)]
+    problem = _output_problem(outputs, image, names)
+    if problem:
+        raise Incorrect(problem)
     return f"a random, label-preserving pipeline for upright products: {', '.join(names)}."
 
 
