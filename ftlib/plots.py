@@ -23,7 +23,6 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
-from .device import eval_mode, module_device
 from .features import stage_outputs
 from .freeze import STATUSES, count_parameters, stage_status
 from .models import stages as model_stages
