@@ -14,7 +14,7 @@ PYTEST_ARGS   ?=
 # Free disk a fresh .venv needs (PyTorch with its CUDA libraries: about 6 GB); 0 skips the check.
 MIN_FREE_GB   ?= 6.5
 
-.PHONY: install lab test unit notebooks doctor bench times solutions gpu-check fetch clean
+.PHONY: install lab test unit notebooks doctor bench times sweep solutions gpu-check fetch clean
 
 install: $(STAMP)
 
@@ -53,6 +53,13 @@ bench: install
 # ftlib/course/lesson_times.json and the README (about 6 minutes on 2 CPU cores).
 times: install
 	$(BIN)/python -m ftlib.bench.lesson_times --write
+
+# The claim sweep: every lesson once per seed (SEEDS), offline, on BUDGET; a table of which
+# claims each seed showed. Slow (one lesson run per seed), so not part of `make test`.
+SEEDS ?= 0 1 2
+BUDGET ?= quick
+sweep: install
+	$(BIN)/python -m ftlib.bench.claims notebooks/[0-9]*.ipynb --seeds $(SEEDS) --budget $(BUDGET) --json claims_sweep.json
 
 # Solved copies of every lesson for instructors, in solutions/ (not committed); then
 # `.venv/bin/python -m ftlib.grade solutions/` shows every exercise passed.

@@ -41,6 +41,7 @@ worlds work; `bench/` holds maintainer tools that no lesson imports.
 | `bench/transfer`        | does the offline backbone transfer? scratch, probe, fine-tune |         |
 | `bench/lesson_times`    | `python -m ftlib.bench.lesson_times`: time every lesson       |         |
 | `bench/gpu_check`       | `make gpu-check`: the CUDA paths, lessons and tests on a GPU  |         |
+| `bench/claims`          | `make sweep`: does each claim hold on other seeds and budgets? |         |
 
 `import ftlib` gives the names below; the modules hold the rest (`ftlib.plots.show_images`).
 """

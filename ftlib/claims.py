@@ -16,9 +16,14 @@ so a cell that ends with a claim shows nothing more.
 
 from __future__ import annotations
 
+import json
+import os
+
 from .config import in_notebook, is_strict
 
-__all__ = ["claim", "ClaimNotShown"]
+__all__ = ["claim", "ClaimNotShown", "LOG_ENV"]
+
+LOG_ENV = "FTLIB_CLAIM_LOG"  # set by the claim sweep (python -m ftlib.bench.claims)
 
 
 class ClaimNotShown(AssertionError):
@@ -46,6 +51,15 @@ def _show(text: str) -> None:
         print(text)
 
 
+def _record(message: str, held: bool, measured: str | None) -> None:
+    """With `FTLIB_CLAIM_LOG` set, append the claim and its outcome to that file, one JSON line."""
+    log = os.environ.get(LOG_ENV, "").strip()
+    if not log:
+        return
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"message": message, "held": held, "measured": measured}) + "\n")
+
+
 def claim(condition: object, message: str, *, measured: str | None = None,
           causes: str | None = None) -> None:
     """Check a lesson's claim: nothing happens when `condition` holds.
@@ -58,7 +72,9 @@ def claim(condition: object, message: str, *, measured: str | None = None,
     Strict runs (`FTLIB_STRICT=1`) raise `ClaimNotShown`; other runs display the
     explanation and go on. Used in every lesson.
     """
-    if bool(condition):
+    held = bool(condition)
+    _record(message, held, measured)
+    if held:
         return
     text = _explain(message, measured, causes)
     if is_strict():

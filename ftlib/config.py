@@ -12,6 +12,8 @@ explains them).
 | `TORCH_HOME`     | torch's hub cache, where weight files go               | `~/.cache/torch`         |
 | `CI`             | set by CI services: progress bars and live plots go quiet | unset                |
 | `FTLIB_STRICT`   | `1`: a lesson's claim that a run does not show stops the notebook (tests set it) | unset |
+| `FTLIB_SWEEP_SEED` | an integer k: every seed shifts by k (the claim sweep, `python -m ftlib.bench.claims`) | `0` |
+| `FTLIB_CLAIM_LOG` | a file: every `ftlib.claim` appends one JSON line to it (the claim sweep) | unset |
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["is_offline", "budget", "is_quiet", "is_strict", "in_notebook", "data_dir", "weights_dir", "TRUTHY"]
+__all__ = ["is_offline", "budget", "is_quiet", "is_strict", "in_notebook", "data_dir", "weights_dir",
+           "sweep_seed", "shift_seed", "TRUTHY"]
 
 TRUTHY = {"1", "true", "yes", "on"}
 
@@ -46,6 +49,32 @@ def budget() -> str:
     if value:
         raise ValueError(f"FTLIB_BUDGET={value!r}: use 'quick' or 'full'.")
     return "full" if torch.cuda.is_available() else "quick"
+
+
+def sweep_seed() -> int:
+    """The sweep offset k from `FTLIB_SWEEP_SEED` (0 when unset): a maintainer's knob.
+
+    `python -m ftlib.bench.claims` runs a lesson once per k, to see whether its claims hold
+    on other data and other initialisations; a student never sets it.
+    """
+    value = os.environ.get("FTLIB_SWEEP_SEED", "").strip()
+    if not value:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"FTLIB_SWEEP_SEED={value!r}: use an integer (0 = the lessons' own seeds).") from None
+
+
+SWEEP_STRIDE = 10_007  # a prime, so shifted seeds do not land on another lesson's seeds
+
+
+def shift_seed(seed: int) -> int:
+    """`seed` moved by the sweep offset: `seed + 10007 * k` (unchanged when k is 0).
+
+    `ftlib.seed_everything` and `ftlib.load_dataset` pass every seed through it.
+    """
+    return seed + SWEEP_STRIDE * sweep_seed()
 
 
 def is_quiet() -> bool:

@@ -35,7 +35,7 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
-from .config import data_dir, is_offline
+from .config import data_dir, is_offline, shift_seed
 from .data import CLASS_NAMES, DataSplits, TensorImageDataset
 from .course.download import (CacheNotWritableError, DownloadError, OfflineError, download,
                               not_writable_error, safe_extract, writable_problem)
@@ -557,6 +557,7 @@ def load_dataset(name: str, source: str = "auto", *, size: int = 64, seed: int =
     _check_name(name)
     if source not in ("auto", "real", "standin"):
         raise ValueError(f"source must be 'auto', 'real' or 'standin', got {source!r}")
+    seed = shift_seed(seed)  # unchanged unless a claim sweep sets FTLIB_SWEEP_SEED
     if source == "auto" and not is_cached(name, size) and is_offline():
         source = "standin"
     if source == "standin":

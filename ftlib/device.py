@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import shift_seed
+
 __all__ = ["get_device", "resolve_device", "seed_everything", "describe_device", "eval_mode", "module_device"]
 
 
@@ -59,6 +61,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     shuffling order is reproducible too. `deterministic=True` also asks torch for
     deterministic kernels (slower on GPU; some ops then raise).
     """
+    seed = shift_seed(seed)  # unchanged unless a claim sweep sets FTLIB_SWEEP_SEED
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

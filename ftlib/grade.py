@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["Result", "grade", "notebooks_in", "format_table", "write_csv", "main", "LOG_ENV"]
+__all__ = ["Result", "grade", "notebooks_in", "run_notebook", "format_table", "write_csv", "main", "LOG_ENV"]
 
 LOG_ENV = "FTLIB_GRADE_LOG"
 STATUSES = ("passed", "wrong", "error", "not attempted")
@@ -88,10 +88,14 @@ def _execute(path: Path) -> int:
     return 0
 
 
-def run_notebook(path: Path, log: Path, timeout_s: float) -> str:
-    """Run `path` in a child process (and its kernel) for at most `timeout_s`; how it ended."""
+def run_notebook(path: Path, log: Path, timeout_s: float, env: dict[str, str] | None = None) -> str:
+    """Run `path` in a child process (and its kernel) for at most `timeout_s`; how it ended.
+
+    `env`: the child's environment; by default a graded student's run (`_child_env(log)`).
+    The claim sweep (`ftlib.bench.claims`) passes its own.
+    """
     command = [sys.executable, "-m", "ftlib.grade", "--execute", str(path)]
-    child = subprocess.Popen(command, env=_child_env(log), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    child = subprocess.Popen(command, env=_child_env(log) if env is None else env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, start_new_session=True, cwd=path.parent)
     try:
         out, err = child.communicate(timeout=timeout_s)

@@ -6,6 +6,7 @@
 | `transfer`     | does the offline backbone transfer? scratch vs probe vs fine-tuning     |
 | `lesson_times` | `python -m ftlib.bench.lesson_times`: each lesson's quick-budget time here |
 | `gpu_check`    | `python -m ftlib.bench.gpu_check`: the CUDA paths, lessons and tests on a GPU |
+| `claims`       | `python -m ftlib.bench.claims`: do a lesson's claims hold on other seeds and budgets? |
 """
 
 from .speed import SIZES, TARGETS, main, run
