@@ -109,3 +109,29 @@ def test_course_reads_the_recorded_times():
     lesson = by_number["04"]
     assert course.estimate_seconds(lesson, course.REFERENCE["train_img_s"] / 2) == pytest.approx(2 * lesson.quick_s)
     assert course.estimate_seconds(by_number["12"], 100.0) is None        # not measured yet
+
+
+def test_the_full_budget_is_run_and_recorded_apart_from_the_quick_one(tmp_path, copies, monkeypatch):
+    times, readme = copies
+    before = json.loads(times.read_text())
+    nb = _notebook(tmp_path / "03_tiny.ipynb", "import os\nassert os.environ['FTLIB_BUDGET'] == 'full'")
+    monkeypatch.setattr(lesson_times, "train_speed", lambda: 50.0)
+    args = ["--write", "--budget", "full", "--json", str(times), "--readme", str(readme), str(nb)]
+    assert lesson_times.main(args) == 0
+    written = json.loads(times.read_text())
+    assert {k: v for k, v in written.items() if k != "full"} == {k: v for k, v in before.items() if k != "full"}
+    assert written["full"]["train_img_s"] == 50.0 and 0 < written["full"]["lessons"]["03"] < 300
+    block = readme.read_text()
+    assert "Full budget, offline" in block and f"03 {written['full']['lessons']['03']:.0f} s" in block
+    nb_quick = _notebook(tmp_path / "00_tiny.ipynb", "x = 1")                 # a quick run keeps the full part
+    assert lesson_times.main(["--write", "--json", str(times), "--readme", str(readme), str(nb_quick)]) == 0
+    assert json.loads(times.read_text())["full"] == written["full"]
+
+
+def test_estimates_for_the_full_budget_use_the_full_reference(monkeypatch):
+    lesson = course.Lesson("04", "t", "s", quick_s=100.0, full_s=600.0)
+    monkeypatch.setitem(course.REFERENCE_FULL, "train_img_s", 60.0)
+    assert course.estimate_seconds(lesson, 30.0, budget="full") == pytest.approx(1200.0)
+    assert course.estimate_seconds(course.Lesson("05", "t", "s", quick_s=10.0), 30.0, budget="full") is None
+    with pytest.raises(ValueError, match="quick"):
+        course.estimate_seconds(lesson, 30.0, budget="fast")

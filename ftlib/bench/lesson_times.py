@@ -12,6 +12,11 @@ speed lesson 00 scales the times by, and prints a table.
 keep their earlier times) and rewrites the README's block between `<!-- lesson-times -->`
 and `<!-- /lesson-times -->`. Nothing is written when a lesson fails or times out.
 `make times` runs it on every lesson (about 6 minutes on 2 CPU cores).
+
+`--budget full` runs and records the full budget instead, under the JSON's `"full"` key,
+with the training speed measured in the same conditions (the same thread count: run both
+the speed and the lessons under the same `OMP_NUM_THREADS`). On a CPU that takes up to
+about 20 minutes a lesson.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = ["LessonRun", "lesson_number", "default_notebooks", "run_notebook", "t
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS, README = ROOT / "notebooks", ROOT / "README.md"
 ENV = {"FTLIB_OFFLINE": "1", "FTLIB_BUDGET": "quick", "CI": "true"}
+BUDGETS = ("quick", "full")
 MARKERS = ("<!-- lesson-times -->", "<!-- /lesson-times -->")
 TIMEOUT_S = 1800  # per notebook
 
@@ -81,13 +87,13 @@ def _run(command: list[str], env: dict, timeout: float) -> tuple[int | None, str
         return None, proc.communicate()[0]
 
 
-def run_notebook(notebook: Path, timeout: float = TIMEOUT_S) -> LessonRun:
-    """Run `notebook` on the quick budget, offline, under nbval in its own process; time it."""
+def run_notebook(notebook: Path, timeout: float = TIMEOUT_S, budget: str = "quick") -> LessonRun:
+    """Run `notebook` on `budget`, offline, under nbval in its own process; time it."""
     notebook = Path(notebook)
-    command = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=900",
-               "-p", "no:cacheprovider", "-q", str(notebook)]
+    command = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+               f"--nbval-cell-timeout={max(900, int(timeout))}", "-p", "no:cacheprovider", "-q", str(notebook)]
     start = time.perf_counter()
-    status, output = _run(command, {**os.environ, **ENV}, timeout)
+    status, output = _run(command, {**os.environ, **ENV, "FTLIB_BUDGET": budget}, timeout)
     seconds = time.perf_counter() - start
     if status is None:
         output += f"\ntimed out after {timeout:g} s"
@@ -118,13 +124,21 @@ def machine_description(note: str | None = None, date: str | None = None) -> str
     return f"{cpu}, {gpu}" + (f"; {when}" if when else "")
 
 
+def _listed(lessons: dict, keep: str) -> str:
+    return ", ".join(f"{number}{keep}{seconds:.0f}{keep}s" for number, seconds in sorted(lessons.items())
+                     if seconds is not None)
+
+
 def readme_text(times: dict, width: int = 96) -> str:
     """The README's sentence about the recorded times (`times` as in lesson_times.json), wrapped at `width`."""
     keep = "\0"  # stands for a space no line may break at ("04 89 s" stays on one line)
-    listed = ", ".join(f"{number}{keep}{seconds:.0f}{keep}s" for number, seconds in sorted(times["lessons"].items())
-                       if seconds is not None)
-    text = (f"Measured quick-budget times, offline, on the reference machine ({times['machine']}): {listed}. "
-            "Lesson 00 scales them to your machine; `make times` measures them again.")
+    text = (f"Measured quick-budget times, offline, on the reference machine ({times['machine']}): "
+            f"{_listed(times['lessons'], keep)}. ")
+    full = times.get("full", {})
+    if full.get("lessons"):
+        text += f"Full budget, offline ({full['machine']}): {_listed(full['lessons'], keep)}. "
+    text += ("Lesson 00 scales them to your machine; `make times` measures them again "
+             "(`--budget full` for the full budget).")
     return textwrap.fill(text, width=width, break_on_hyphens=False, break_long_words=False).replace(keep, " ")
 
 
@@ -138,16 +152,24 @@ def write_readme(readme: Path, text: str) -> None:
     Path(readme).write_text(pattern.sub(lambda _: f"{start}\n{text}\n{end}", content))
 
 
-def write_times(path: Path, runs: list[LessonRun], train_img_s: float, machine: str, date: str) -> dict:
+def write_times(path: Path, runs: list[LessonRun], train_img_s: float, machine: str, date: str,
+                budget: str = "quick") -> dict:
     """Write lesson_times.json: this run's machine, date and speed, and its lessons' seconds; a
-    lesson not run this time keeps its earlier time. Returns what was written."""
+    lesson not run this time keeps its earlier time. The quick budget's numbers sit at the top
+    level, the full budget's under `"full"`; the other budget's part stays as it was. Returns
+    the whole file's content."""
     path = Path(path)
-    earlier = json.loads(path.read_text())["lessons"] if path.exists() else {}
-    lessons = {**earlier, **{run.number: round(run.seconds, 1) for run in runs}}
-    times = {"machine": machine, "date": date, "train_img_s": round(train_img_s, 1),
+    whole = json.loads(path.read_text()) if path.exists() else {}
+    part = whole.get("full", {}) if budget == "full" else whole
+    lessons = {**part.get("lessons", {}), **{run.number: round(run.seconds, 1) for run in runs}}
+    fresh = {"machine": machine, "date": date, "train_img_s": round(train_img_s, 1),
              "lessons": dict(sorted(lessons.items()))}
-    path.write_text(json.dumps(times, indent=2) + "\n")
-    return times
+    if budget == "full":
+        whole["full"] = fresh
+    else:
+        whole = {**fresh, **({"full": whole["full"]} if "full" in whole else {})}
+    path.write_text(json.dumps(whole, indent=2) + "\n")
+    return whole
 
 
 def format_table(runs: list[LessonRun], train_img_s: float, recorded: dict) -> str:
@@ -166,6 +188,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ftlib.bench.lesson_times", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="lesson notebooks (default: every notebooks/NN_*.ipynb)")
     parser.add_argument("--write", action="store_true", help="write the times to the JSON file and the README")
+    parser.add_argument("--budget", choices=BUDGETS, default="quick", help="the budget to run and record (default quick)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per notebook (default %(default)s)")
     parser.add_argument("--note", help="a word on the machine's state for its description, e.g. 'idle'")
     parser.add_argument("--json", type=Path, default=TIMES_FILE, help="default: ftlib/course/lesson_times.json")
@@ -180,12 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     if not notebooks:
         print(f"no lesson notebooks (NN_*.ipynb) in {NOTEBOOKS}", file=sys.stderr)
         return 2
-    recorded = json.loads(args.json.read_text()) if args.json.exists() else {"lessons": {}, "train_img_s": float("nan"),
-                                                                             "machine": "none"}
+    none = {"lessons": {}, "train_img_s": float("nan"), "machine": "none"}
+    recorded = json.loads(args.json.read_text()) if args.json.exists() else none
+    if args.budget == "full":
+        recorded = recorded.get("full", none)
     speed = train_speed()
     runs = []
     for notebook in notebooks:
-        runs.append(run_notebook(notebook, args.timeout))
+        runs.append(run_notebook(notebook, args.timeout, args.budget))
         print(f"{notebook.name}: {runs[-1].seconds:.1f} s{'' if runs[-1].passed else ', FAILED'}", flush=True)
     print(format_table(runs, speed, recorded))
     failed = [run for run in runs if not run.passed]
@@ -197,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.write:
         date = datetime.date.today().isoformat()
-        times = write_times(args.json, runs, speed, machine_description(args.note, date), date)
+        times = write_times(args.json, runs, speed, machine_description(args.note, date), date, args.budget)
         write_readme(args.readme, readme_text(times))
         print(f"wrote {args.json} and the lesson-times block of {args.readme}")
     return 0

@@ -2,7 +2,8 @@
 
 `quick_s` is the time a lesson's quick budget took, offline, on the reference machine
 (`pytest --nbval-lax` wall time, kernel start included); None until the lesson passes
-there. `REFERENCE` is that machine and its ResNet-18 training speed. Both are read from
+there; `full_s` the same for the full budget, None where it was not timed. `REFERENCE` is
+that machine and its ResNet-18 training speed (`REFERENCE_FULL` for the full budget's run). Both are read from
 `lesson_times.json` beside this file, which `python -m ftlib.bench.lesson_times --write`
 (`make times`) measures and writes; nobody edits the numbers by hand. A lesson's time on
 another machine is estimated by scaling with that machine's training speed.
@@ -15,7 +16,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Lesson", "LESSONS", "REFERENCE", "TIMES_FILE", "available_lessons", "estimate_seconds"]
+__all__ = ["Lesson", "LESSONS", "REFERENCE", "REFERENCE_FULL", "TIMES_FILE", "available_lessons",
+           "estimate_seconds"]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 TIMES_FILE = Path(__file__).with_name("lesson_times.json")
@@ -27,6 +29,7 @@ class Lesson:
     title: str
     shows: str
     quick_s: float | None = None  # measured on REFERENCE, quick budget, CPU
+    full_s: float | None = None   # measured on REFERENCE_FULL, full budget, CPU
 
     @property
     def notebook(self) -> Path | None:
@@ -50,6 +53,8 @@ _TIMES = _recorded_times()
 # ResNet-18 training speed (images/s) at 64 px, batch 32, fp32 (`ftlib.cost.throughput`), on
 # the machine that measured quick_s.
 REFERENCE = {"machine": _TIMES["machine"], "date": _TIMES["date"], "train_img_s": _TIMES["train_img_s"]}
+_FULL = _TIMES.get("full", {"machine": "not measured", "date": None, "train_img_s": float("nan"), "lessons": {}})
+REFERENCE_FULL = {"machine": _FULL["machine"], "date": _FULL["date"], "train_img_s": _FULL["train_img_s"]}
 
 _MAP = [
     ("00", "setup", "environment check, device, the two worlds, time per lesson"),
@@ -66,7 +71,8 @@ _MAP = [
     ("11", "project: retail", "product images"),
     ("12", "beyond classification", "fine-tuning a detector"),
 ]
-LESSONS = [Lesson(number, title, shows, quick_s=_TIMES["lessons"].get(number)) for number, title, shows in _MAP]
+LESSONS = [Lesson(number, title, shows, quick_s=_TIMES["lessons"].get(number), full_s=_FULL["lessons"].get(number))
+           for number, title, shows in _MAP]
 
 
 def available_lessons() -> list[Lesson]:
@@ -74,8 +80,12 @@ def available_lessons() -> list[Lesson]:
     return [lesson for lesson in LESSONS if lesson.notebook is not None]
 
 
-def estimate_seconds(lesson: Lesson, train_img_s: float) -> float | None:
-    """Quick-budget time of `lesson` on a machine that trains at `train_img_s` images/s."""
-    if lesson.quick_s is None:
+def estimate_seconds(lesson: Lesson, train_img_s: float, budget: str = "quick") -> float | None:
+    """Time of `lesson` on `budget` ("quick" or "full") on a machine that trains at `train_img_s`
+    images/s: the reference time scaled by the two speeds. None where it was not measured."""
+    if budget not in ("quick", "full"):
+        raise ValueError(f"budget must be 'quick' or 'full', got {budget!r}")
+    seconds, reference = (lesson.quick_s, REFERENCE) if budget == "quick" else (lesson.full_s, REFERENCE_FULL)
+    if seconds is None:
         return None
-    return lesson.quick_s * REFERENCE["train_img_s"] / train_img_s
+    return seconds * reference["train_img_s"] / train_img_s
