@@ -54,9 +54,9 @@ def torchvision_problem() -> str | None:
 
 
 def _python() -> Check:
-    ok = sys.version_info >= (3, 10)
+    ok = sys.version_info >= (3, 11)
     return Check("python", ok, f"{platform.python_version()} ({sys.executable})",
-                 "Use Python 3.10 or newer (the course is tested on 3.11).")
+                 "Use Python 3.11 or newer (the course is tested on 3.11, 3.12 and 3.13).")
 
 
 def _torch() -> Check:
@@ -145,7 +145,7 @@ def _network(probe: tuple[str, int] = NETWORK_PROBE, timeout: float = 3.0) -> Ch
     except OSError as err:
         return Check("network", False, f"{probe[0]} unreachable ({err}); lessons use the offline world "
                      "unless data and weights were pre-fetched",
-                     "Online elsewhere? Run `python -m data_scripts.fetch --all` there and copy the caches "
+                     "Online elsewhere? Run `python -m data_scripts.fetch` there and copy the caches "
                      "(see README, 'Offline classroom').", fatal=False)
 
 
