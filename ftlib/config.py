@@ -12,6 +12,7 @@ explains them).
 | `TORCH_HOME`     | torch's hub cache, where weight files go               | `~/.cache/torch`         |
 | `CI`             | set by CI services: progress bars and live plots go quiet | unset                |
 | `FTLIB_STRICT`   | `1`: a lesson's claim that a run does not show stops the notebook (tests set it) | unset |
+| `FTLIB_DEVICE`   | `cpu`, `cuda`, `mps`: the device `get_device()` returns | unset: CUDA, MPS, then CPU |
 | `FTLIB_SWEEP_SEED` | an integer k: every seed shifts by k (the claim sweep, `python -m ftlib.bench.claims`) | `0` |
 | `FTLIB_CLAIM_LOG` | a file: every `ftlib.claim` appends one JSON line to it (the claim sweep) | unset |
 """

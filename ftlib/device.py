@@ -26,10 +26,16 @@ __all__ = ["get_device", "resolve_device", "seed_everything", "describe_device",
 def get_device(prefer: str | None = None) -> torch.device:
     """The best available device: CUDA, then Apple's MPS, then the CPU.
 
-    `prefer="cpu"` (or any device string) overrides the choice.
+    `prefer="cpu"` (or any device string) overrides the choice; so does the environment
+    variable `FTLIB_DEVICE` (e.g. `FTLIB_DEVICE=cpu` on a Mac whose MPS fails a lesson).
     """
+    prefer = prefer if prefer is not None else (os.environ.get("FTLIB_DEVICE", "").strip() or None)
     if prefer is not None:
-        return torch.device(prefer)
+        try:
+            return torch.device(prefer)
+        except RuntimeError as err:
+            raise ValueError(f"device {prefer!r} is not a torch device ({err}); use 'cpu', 'cuda', "
+                             f"'cuda:1' or 'mps' (FTLIB_DEVICE, or get_device's prefer).") from None
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)

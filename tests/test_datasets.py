@@ -548,7 +548,7 @@ def test_fetch_then_check_retail_and_weights(monkeypatch, tmp_path, capsys):
                 f"FashionMNIST/raw/{name}", server.url(f"/{name}"), md5=md5(files[f"/{name}"])))
         weight_name = [k for k in files if k.endswith(".pth")][0][1:]
         weight = sources.Source(weight_name, server.url(f"/{weight_name}"), sha256=weight_name[7:15])
-        monkeypatch.setattr(fetch, "weight_sources", lambda: [weight])
+        monkeypatch.setattr(fetch, "weight_sources", lambda names=None: [weight])
         assert fetch.main(["retail", "weights"]) == 0
         assert fetch.main(["retail", "weights"]) == 0  # idempotent: nothing downloaded again
         assert len(server.requests) == 5

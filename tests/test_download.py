@@ -33,6 +33,7 @@ class FakeServer:
     def __init__(self, files: dict[str, bytes]):
         self.files, self.requests = dict(files), []
         self.honour_range, self.cut_after, self.cuts_left, self.fail_left = True, None, 0, 0
+        self.heads: list[str] = []  # HEAD requests (the fetch command's size lookups)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
@@ -70,6 +71,14 @@ class FakeServer:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 self.wfile.write(body[start:])
+
+            def do_HEAD(self):
+                server.heads.append(self.path)
+                if self.path not in server.files:
+                    return self.send_error(404, "no such file")
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(server.files[self.path])))
+                self.end_headers()
 
         return Handler
 
@@ -479,3 +488,15 @@ def test_extracting_onto_a_file_is_explained(tmp_path):
     with pytest.raises(NotADirectoryError, match="it is a file, not a folder"):
         dl.safe_extract(archive, tmp_path / "out")
     assert (tmp_path / "out").read_text() == "a file"
+
+
+def test_remote_size_reads_content_length_and_never_raises(server, online):
+    assert dl.remote_size(server.url("/data.bin")) == len(PAYLOAD)
+    assert server.heads == ["/data.bin"] and server.requests == []   # a HEAD request, no download
+    assert dl.remote_size(server.url("/missing.bin")) is None         # 404
+    assert dl.remote_size("http://127.0.0.1:9/nothing-listens-here", timeout=2) is None
+
+
+def test_remote_size_asks_nothing_offline(server, monkeypatch):
+    monkeypatch.setenv("FTLIB_OFFLINE", "1")
+    assert dl.remote_size(server.url("/data.bin")) is None and server.heads == []

@@ -31,11 +31,11 @@ from pathlib import Path, PurePosixPath
 from ..config import data_dir, is_offline, weights_dir
 from ..progress import progress
 
-__all__ = ["download", "safe_extract", "file_checksum", "verify_file",
+__all__ = ["download", "remote_size", "safe_extract", "file_checksum", "verify_file",
            "writable_problem", "DownloadError", "ChecksumError", "OfflineError", "CacheNotWritableError",
            "UnsafeArchiveError", "FETCH_COMMAND"]
 
-FETCH_COMMAND = "python -m data_scripts.fetch --all"
+FETCH_COMMAND = "python -m data_scripts.fetch"  # the lessons' set
 CHUNK = 1 << 16  # bytes read per step
 
 
@@ -179,6 +179,21 @@ def download(url: str, dest: str | Path, *, sha256: str | None = None, md5: str 
                             f"changed: report it to the course maintainers.")
     os.replace(part, dest)
     return dest
+
+
+def remote_size(url: str, timeout: float = 10) -> int | None:
+    """The size in bytes of the file at `url`, from a HEAD request's Content-Length; None when
+    the server does not say, or cannot be reached (nothing is raised: it is only for display).
+    Used by `python -m data_scripts.fetch` to print each download's size before it starts."""
+    if is_offline():
+        return None
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "ftlib-course"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            return int(length) if length is not None and length.isdigit() else None
+    except (OSError, ValueError, http.client.HTTPException):  # URLError and HTTPError are OSErrors
+        return None
 
 
 def _remove_empty(folders: list[Path]) -> None:
