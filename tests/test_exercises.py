@@ -54,7 +54,7 @@ def bn_hook(model: nn.Module, frozen: list[str]) -> None:
 # Exercise, ExerciseSet and display
 # --------------------------------------------------------------------------------------
 
-SETS = {"03": E.lesson03, "04": E.lesson04, "05": E.lesson05, "07": E.lesson07, "08": E.lesson08}
+SETS = {"03": E.lesson03, "04": E.lesson04, "05": E.lesson05, "06": E.lesson06, "07": E.lesson07, "08": E.lesson08}
 
 
 @pytest.mark.parametrize("lesson", SETS)
@@ -145,6 +145,7 @@ SETUPS = {
     ("04", "q3"): lambda: _run_solution(E.lesson04.q1, {"model": resnet18(num_classes=2)}),
     ("05", "q1"): lambda: {"model": resnet18(num_classes=2)},
     ("05", "q2"): lambda: _run_solution(E.lesson05.q1, {"model": resnet18(num_classes=2)}),
+    ("06", "q2"): lambda: {"model": resnet18(num_classes=10)},
     ("07", "q2"): lambda: {"model": freeze_all_but(resnet18(num_classes=2), ("layer3", "layer4", "head"))},
 }
 
@@ -512,7 +513,7 @@ def test_transforms_typical_mistakes(steps, message):
 def test_transforms_pipeline_that_fails():
     def broken(image):
         raise ValueError("boom")
-    with pytest.raises(Incorrect, match="fails on an image .ValueError: boom"):
+    with pytest.raises(E.CodeRaised, match=r"raised ValueError: boom while the checker called my_transform\(image\)"):
         E.check_transforms(broken, WEIGHTS)
     with pytest.raises(TypeError, match="expected torchvision weights"):
         E.check_transforms(RIGHT, 3)
@@ -523,6 +524,7 @@ def test_transforms_pipeline_that_fails():
 # --------------------------------------------------------------------------------------
 
 def acc_per_sample(model, loader):
+    model.eval()  # the check network has dropout and BatchNorm, and comes in train mode
     correct = total = 0
     for x, y in loader:
         correct += (model(x).argmax(1) == y).sum().item()
@@ -531,8 +533,17 @@ def acc_per_sample(model, loader):
 
 
 def acc_per_batch(model, loader):
+    model.eval()
     accs = [(model(x).argmax(1) == y).float().mean().item() for x, y in loader]
     return sum(accs) / len(accs)
+
+
+def acc_without_eval(model, loader):
+    correct = total = 0
+    for x, y in loader:
+        correct += (model(x).argmax(1) == y).sum().item()
+        total += len(y)
+    return correct / total
 
 
 def test_accuracy_right():
@@ -542,6 +553,7 @@ def test_accuracy_right():
 
 
 @pytest.mark.parametrize("fn,message", [
+    (acc_without_eval, r"ran the model in train mode: it never calls model.eval\(\)"),
     (acc_per_batch, "0.583, the mean of the per-batch accuracies"),  # (2/4 + 3/4 + 1/2) / 3
     (lambda m, dl: 100 * acc_per_sample(m, dl), "a percentage"),
     (lambda m, dl: acc_per_sample(m, dl) * 10 / 3, "not by the number of batches"),
@@ -705,3 +717,26 @@ def test_transforms_reference_from_any_object_with_a_transforms_method():
         def transforms(self):
             return WEIGHTS.transforms()
     assert "(3, 224, 224)" in E.check_transforms(RIGHT, Info())
+
+
+# --------------------------------------------------------------------------------------
+# INSTRUCTORS.md quotes what the tests assert
+# --------------------------------------------------------------------------------------
+
+def test_instructors_md_quotes_tested_messages():
+    """Every phrase INSTRUCTORS.md quotes in its typical-mistakes tables is asserted by a test
+    of the exercises, so the page cannot drift from what the checkers say."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "INSTRUCTORS.md").read_text(encoding="utf-8")
+    section = page[page.index("## Typical mistakes"):]
+    section = section[:section.index("\n## ", 3)]
+    tests = "".join(p.read_text(encoding="utf-8") for p in sorted((root / "tests").glob("test_exercises*.py")))
+    tests = tests.replace("\\", "")  # regex escapes in match= strings
+    rows = [line.split("|")[3] for line in section.splitlines() if line.startswith("| q")]
+    quoted = [a or b for row in rows for a, b in re.findall(r"``\s?(.+?)\s?``|`([^`]+)`", row)]
+    assert len(rows) > 80 and len(quoted) >= len(rows)
+    missing = [q for q in quoted if q not in tests]
+    assert not missing, missing
+    for lesson in ("01", "02", "03", "04", "05", "06", "07", "08"):
+        assert f"**Lesson {lesson}**" in section

@@ -1,110 +1,158 @@
 """The lesson 02 exercises: a class-balanced subset, and reading the scratch-vs-pretrained curve.
 
-Each checker is run with a right answer and with the typical wrong ones; the expected
-answers are worked out by hand from small, fixed inputs.
+Each checker is run with right answers written in several ways and with the typical wrong
+ones; each wrong one must get a message that names its mistake. The expected answers of
+exercise 2 are worked out by hand from small, fixed inputs.
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import Subset
 
 from ftlib.data import TensorImageDataset
-from ftlib.exercises import Incorrect, check_balanced_subset, check_labels_to_match, labels_to_match, lesson02
-
-NAMES = ["a", "b", "c"]
+from ftlib.exercises import Incorrect, NotAnswered, check_balanced_subset, check_labels_to_match, labels_to_match, lesson02
 
 
-def make_source(per_class: int = 15, seed: int = 0) -> TensorImageDataset:
-    """3 classes x `per_class` distinct random uint8 images (3, 4, 4), labels interleaved 0, 1, 2, 0, ..."""
-    g = torch.Generator().manual_seed(seed)
-    n = 3 * per_class
-    images = torch.randint(0, 256, (n, 3, 4, 4), generator=g, dtype=torch.uint8)
-    return TensorImageDataset(images, torch.arange(n) % 3, NAMES)
+def solve_q1() -> dict:
+    scope: dict = {}
+    exec(lesson02.q1.solution_code, scope)
+    return scope
 
 
-def by_index(source: TensorImageDataset, idx: list[int]) -> TensorImageDataset:
-    keep = torch.tensor(idx)
-    return TensorImageDataset(source.images[keep], source.labels[keep], NAMES)
-
-
-def first_of_each_class(source: TensorImageDataset, n: int) -> list[int]:
-    """Labels are i % 3, so class c sits at c, c + 3, c + 6, ...: its first n indices."""
-    return [c + 3 * j for c in range(3) for j in range(n)]
+def same_labels_dataset(dataset, idx):
+    keep = torch.as_tensor(idx, dtype=torch.int64)
+    return TensorImageDataset(dataset.images[keep], dataset.labels[keep], dataset.class_names)
 
 
 # ---------------------------------------------------------------- exercise 1: balanced subset
 
-def test_a_balanced_subset_passes():
-    source = make_source()
-    assert "10 of each of the 3 classes" in check_balanced_subset(by_index(source, first_of_each_class(source, 10)), source)
+def subset_by_hand(dataset, per_class, seed):
+    return solve_q1()["balanced_subset"](dataset, per_class, seed)
 
 
-def test_the_library_subset_and_a_torch_subset_pass():
-    source = make_source()
-    check_balanced_subset(source.subset(10, seed=3), source)
-    check_balanced_subset(Subset(source, first_of_each_class(source, 10)), source)
+def library_subset(dataset, per_class, seed):
+    return dataset.subset(per_class, seed=seed)
 
 
-def test_ten_images_in_total_is_caught():
-    source = make_source()
-    with pytest.raises(Incorrect, match="in total"):
-        check_balanced_subset(by_index(source, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]), source)
+def torch_subset(dataset, per_class, seed):
+    g = torch.Generator().manual_seed(seed)
+    idx = [i for c in range(len(dataset.class_names))
+           for i in (dataset.labels == c).nonzero().flatten()[torch.randperm(int((dataset.labels == c).sum()), generator=g)][:per_class].tolist()]
+    return Subset(dataset, idx)
 
 
-def test_an_unbalanced_subset_is_caught():
-    source = make_source()
-    idx = first_of_each_class(source, 10)[:-2] + [0 + 3 * 12, 0 + 3 * 13]  # class 0: 12, class 2: 8
-    with pytest.raises(Incorrect, match="unbalanced"):
-        check_balanced_subset(by_index(source, idx), source)
+def numpy_subset(dataset, per_class, seed):
+    rng = np.random.default_rng(seed)
+    labels = dataset.labels.numpy()
+    idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+                          for c in range(len(dataset.class_names))])
+    return same_labels_dataset(dataset, idx)
 
 
-def test_the_wrong_number_per_class_is_caught():
-    source = make_source()
-    with pytest.raises(Incorrect, match="every class has 5"):
-        check_balanced_subset(by_index(source, first_of_each_class(source, 5)), source)
+@pytest.mark.parametrize("fn", [subset_by_hand, library_subset, torch_subset, numpy_subset])
+def test_right_answers_written_differently_pass(fn):
+    assert "balanced, random and reproducible" in check_balanced_subset(fn)
 
 
-def test_images_from_another_split_are_caught():
-    source, other = make_source(seed=0), make_source(seed=1)
-    with pytest.raises(Incorrect, match="not in the source"):
-        check_balanced_subset(by_index(other, first_of_each_class(other, 10)), source)
+def n_in_total(dataset, per_class, seed):
+    g = torch.Generator().manual_seed(seed)
+    return same_labels_dataset(dataset, torch.randperm(len(dataset.labels), generator=g)[:per_class])
 
 
-def test_labels_shuffled_apart_from_images_are_caught():
-    source = make_source()
-    subset = by_index(source, first_of_each_class(source, 10))
-    shuffled = subset.labels[torch.randperm(30, generator=torch.Generator().manual_seed(0))]
-    assert (shuffled != subset.labels).any()
-    with pytest.raises(Incorrect, match="own label"):
-        check_balanced_subset(TensorImageDataset(subset.images, shuffled, NAMES), source)
+def first_images(dataset, per_class, seed):
+    return same_labels_dataset(dataset, torch.arange(per_class * len(dataset.class_names)))
 
 
-def test_an_image_taken_twice_is_caught():
-    source = make_source()
-    idx = first_of_each_class(source, 10)
-    idx[1] = idx[0]  # class 0 still has 10 images, one of them twice
-    with pytest.raises(Incorrect, match="more than once"):
-        check_balanced_subset(by_index(source, idx), source)
+def always_ten(dataset, per_class, seed):
+    return subset_by_hand(dataset, 10, seed)
 
 
-def test_the_placeholder_and_a_wrong_type_get_clear_errors():
-    source = make_source()
-    with pytest.raises(Incorrect, match="placeholder"):
-        check_balanced_subset(None, source)
-    with pytest.raises(TypeError, match="TensorImageDataset"):
-        check_balanced_subset([1, 2, 3], source)
+def labels_shuffled_apart(dataset, per_class, seed):
+    right = subset_by_hand(dataset, per_class, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    return TensorImageDataset(right.images, right.labels[torch.randperm(len(right.labels), generator=g)], right.class_names)
+
+
+def with_replacement(dataset, per_class, seed):
+    g = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in range(len(dataset.class_names)):
+        idx = (dataset.labels == c).nonzero().flatten()
+        keep.append(idx[torch.randint(0, len(idx), (per_class,), generator=g)])
+    return same_labels_dataset(dataset, torch.cat(keep))
+
+
+def seed_ignored(dataset, per_class, seed):
+    keep = [(dataset.labels == c).nonzero().flatten()[:per_class] for c in range(len(dataset.class_names))]
+    return same_labels_dataset(dataset, torch.cat(keep))
+
+
+def not_reproducible(dataset, per_class, seed):
+    keep = []
+    for c in range(len(dataset.class_names)):
+        idx = (dataset.labels == c).nonzero().flatten()
+        keep.append(idx[torch.randperm(len(idx))[:per_class]])  # the global RNG, never seeded
+    return same_labels_dataset(dataset, torch.cat(keep))
+
+
+def no_return(dataset, per_class, seed):
+    subset_by_hand(dataset, per_class, seed)
+
+
+def returns_indices(dataset, per_class, seed):
+    return torch.arange(per_class)
+
+
+OTHER = TensorImageDataset(torch.randint(0, 256, (90, 3, 4, 4), dtype=torch.uint8), torch.arange(90) % 3, ["a", "b", "c"])
+
+
+def another_data_set(dataset, per_class, seed):
+    return subset_by_hand(OTHER, per_class, seed)
+
+
+def changes_the_dataset(dataset, per_class, seed):
+    out = subset_by_hand(dataset, per_class, seed)
+    dataset.labels[0] = (dataset.labels[0] + 1) % len(dataset.class_names)
+    return out
+
+
+def raises(dataset, per_class, seed):
+    return dataset.labels[10 ** 6]
+
+
+@pytest.mark.parametrize("fn, message", [
+    (n_in_total, "in total"),
+    (first_images, "unbalanced"),
+    (always_ten, "use the `per_class` argument"),
+    (labels_shuffled_apart, "its own label"),
+    (with_replacement, "more than once"),
+    (seed_ignored, "ignores `seed`"),
+    (not_reproducible, "different images"),
+    (no_return, "returned None"),
+    (returns_indices, "returned a Tensor"),
+    (another_data_set, "not in `dataset`"),
+    (changes_the_dataset, "changed `dataset` itself"),
+    (raises, "your code raised IndexError"),
+])
+def test_typical_wrong_subsets_are_named(fn, message):
+    with pytest.raises(Incorrect, match=message.replace("(", r"\(")):
+        check_balanced_subset(fn)
+
+
+def test_the_placeholder_and_a_non_function_get_clear_messages():
+    with pytest.raises(NotAnswered, match="balanced_subset"):
+        check_balanced_subset(None)
+    with pytest.raises(Incorrect, match="the function itself"):
+        check_balanced_subset(OTHER)
 
 
 def test_the_q1_solution_passes_and_check_says_correct(capsys):
-    source = make_source()
-    data = SimpleNamespace(train=source, class_names=NAMES)
-    scope = {"data": data}
-    exec(lesson02.q1.solution_code, scope)
-    assert lesson02.q1.check(scope["my_subset"], source) is None
+    assert lesson02.q1.check(solve_q1()["balanced_subset"]) is None
     assert "Correct" in capsys.readouterr().out
 
 
@@ -114,12 +162,14 @@ LABELS = [5, 10, 25, 50]
 PRE = {5: 0.40, 10: 0.50, 25: 0.70, 50: 0.80}            # pretrained at 10: 0.50
 REACHES_AT_50 = {5: 0.20, 10: 0.30, 25: 0.45, 50: 0.60}  # first >= 0.50 at 50
 REACHES_AT_25 = {5: 0.20, 10: 0.30, 25: 0.55, 50: 0.60}  # first >= 0.50 at 25
+TIE_AT_25 = {5: 0.20, 10: 0.30, 25: 0.50, 50: 0.45}      # exactly 0.50 at 25 counts; 50 dips again
 NEVER = {5: 0.10, 10: 0.20, 25: 0.30, 50: 0.40}          # never reaches 0.50
 
 
 def test_labels_to_match_by_hand():
     assert labels_to_match(LABELS, REACHES_AT_50, PRE) == 50
     assert labels_to_match(LABELS, REACHES_AT_25, PRE) == 25
+    assert labels_to_match(LABELS, TIE_AT_25, PRE) == 25
     assert labels_to_match(LABELS, NEVER, PRE) is None
     assert labels_to_match(LABELS, list(REACHES_AT_25.values()), list(PRE.values())) == 25  # lists work too
     assert labels_to_match(LABELS, REACHES_AT_25, PRE, reference=5) == 25                  # 0.55 >= 0.40
@@ -127,9 +177,16 @@ def test_labels_to_match_by_hand():
         labels_to_match(LABELS, NEVER, PRE, reference=7)
 
 
-def test_right_answers_pass():
-    assert "50 labels per class" in check_labels_to_match(50, LABELS, REACHES_AT_50, PRE)
+@pytest.mark.parametrize("answer", [50, np.int64(50), torch.tensor(50), 50.0, np.float32(50.0)])
+def test_the_right_count_passes_in_any_integer_form(answer):
+    assert "50 labels per class" in check_labels_to_match(answer, LABELS, REACHES_AT_50, PRE)
+
+
+def test_none_passes_where_scratch_never_gets_there_and_a_tie_counts():
     assert "more than" in check_labels_to_match(None, LABELS, NEVER, PRE)
+    assert "25 labels per class" in check_labels_to_match(25, LABELS, TIE_AT_25, PRE)
+    assert "25 labels per class" in check_labels_to_match(np.int32(25), np.array(LABELS).tolist(),
+                                                          list(TIE_AT_25.values()), list(PRE.values()))
 
 
 @pytest.mark.parametrize("answer, scratch, message", [
@@ -137,9 +194,15 @@ def test_right_answers_pass():
     (25, REACHES_AT_50, "still below"),
     (None, REACHES_AT_50, "does reach"),
     (0.6, REACHES_AT_50, "looks like an accuracy"),
+    (50.5, REACHES_AT_50, "whole number"),
+    (True, REACHES_AT_50, "a bool"),
+    ("50", REACHES_AT_50, "is text"),
+    (torch.tensor([25, 50]), REACHES_AT_50, "one whole number"),
     (100, REACHES_AT_50, "measured label counts"),
+    (3, REACHES_AT_50, "the position of 50"),
     (..., REACHES_AT_50, "replace"),
     (50, REACHES_AT_25, "smaller count"),
+    (None, TIE_AT_25, "counts a tie"),
     (50, NEVER, "never reaches"),
 ])
 def test_typical_wrong_answers(answer, scratch, message):
@@ -153,3 +216,14 @@ def test_the_q2_solution_passes(capsys):
     assert scope["my_answer"] == 25
     assert lesson02.q2.check(scope["my_answer"], LABELS, REACHES_AT_25, PRE) is None
     assert "Correct" in capsys.readouterr().out
+    scope["mean"]["scratch"] = NEVER
+    exec(lesson02.q2.solution_code, scope)
+    assert scope["my_answer"] is None
+    assert lesson02.q2.verify(None, LABELS, NEVER, PRE)
+
+
+def test_q1_solution_in_a_notebook_scope():
+    data = SimpleNamespace(train=OTHER, class_names=OTHER.class_names)
+    scope = solve_q1()
+    subset = scope["balanced_subset"](data.train, 10, 0)
+    assert subset.class_counts() == [10, 10, 10]

@@ -131,3 +131,94 @@ def test_q2_is_reproducible_and_leaves_the_model_alone(model):
     assert fails(ex.q2, model, fragment="eval mode") == fails(ex.q2, model, fragment="eval mode")
     assert all(torch.equal(a, b) for a, b in zip(before, model.buffers()))
     assert all(m.training for m in model.modules())
+
+
+# --- q1: freeze all but layer4 and the head ---------------------------------------------------
+
+def fresh(num_classes=2):
+    torch.manual_seed(0)
+    return resnet18(num_classes=num_classes)
+
+
+def q1_by_prefix(m):
+    for name, p in m.named_parameters():
+        p.requires_grad = name.startswith(("layer4.", "fc."))
+    return m
+
+
+def q1_by_modules(m):
+    for module in (m.conv1, m.bn1, m.layer1, m.layer2, m.layer3):
+        module.requires_grad_(False)
+    return m
+
+
+def q1_by_ftlib(m):
+    import ftlib
+    ftlib.freeze(m, upto="layer3")
+    return m
+
+
+def q1_solution(m):
+    scope = {"model": m}
+    exec(ex.q1.solution_code, scope)
+    return m
+
+
+@pytest.mark.parametrize("answer", [q1_by_prefix, q1_by_modules, q1_by_ftlib, q1_solution])
+@pytest.mark.parametrize("num_classes", [2, 10])  # the notebook's model has 10 classes
+def test_q1_right_answers_written_differently_pass(answer, num_classes):
+    assert "stem, layer1, layer2, layer3 frozen; layer4, head train" in ex.q1.verify(answer(fresh(num_classes)))
+
+
+def q1_forgot_the_stem(m):
+    for module in (m.layer1, m.layer2, m.layer3):
+        module.requires_grad_(False)
+    return m
+
+
+def q1_layer4_too(m):
+    for name, p in m.named_parameters():
+        p.requires_grad = name.startswith("fc.")
+    return m
+
+
+def q1_only_conv_weights(m):
+    for name, p in m.named_parameters():
+        if not name.startswith(("layer4.", "fc.")) and "conv" in name:
+            p.requires_grad = False
+    return m
+
+
+def q1_eval_instead(m):
+    return m.eval()  # eval() changes BatchNorm and dropout, not what trains
+
+
+def q1_head_frozen(m):
+    q1_by_prefix(m)
+    m.fc.requires_grad_(False)
+    return m
+
+
+def q1_detached_layer4(m):
+    q1_by_prefix(m)
+    m.layer3.register_forward_hook(lambda module, args, out: out.detach())  # fine: layer3 is frozen
+    m.layer4.register_forward_hook(lambda module, args, out: out.detach())  # cuts layer4 off
+    return m
+
+
+@pytest.mark.parametrize("answer, fragment", [
+    (q1_forgot_the_stem, "stem still trains (9,536 parameters with requires_grad=True) (on a ResNet the stem is "
+                         "model.conv1 and model.bn1"),
+    (q1_layer4_too, "layer4 is frozen but should train"),
+    (q1_only_conv_weights, "stem is only partly frozen (bn1.weight still has requires_grad=True)"),
+    (q1_eval_instead, "nothing is frozen: all 11,177,538 parameters"),
+    (q1_head_frozen, "your head has requires_grad=False"),
+    (q1_detached_layer4, "layer4 should train, but a backward pass gives 15 of its 15 parameter tensors no gradient"),
+])
+def test_q1_typical_mistakes(answer, fragment):
+    fails(ex.q1, answer(fresh()), fragment=fragment)
+
+
+def test_q1_wrong_family_and_placeholder():
+    fails(ex.q1, nn.Sequential(nn.Linear(2, 2)), fragment="uses a torchvision resnet model")
+    fails(ex.q1, ..., fragment="no answer yet")

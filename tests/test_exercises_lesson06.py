@@ -173,7 +173,7 @@ def test_q1_mild_pipelines_written_differently_pass(good):
     (v2.TrivialAugmentWide(), "TrivialAugmentWide rotates by up to 135 degrees"),
     (v2.AutoAugment(), "AutoAugment rotates by up to 30 degrees"),
     (v2.RandAugment(magnitude=25), "RandAugment rotates by up to 25 degrees"),
-    (v2.RandAugment(magnitude=15), "RandAugment shifts the image by up to 23%"),
+    (v2.RandAugment(magnitude=15), "RandAugment shifts the image by up to 22%"),  # int(14.5) px of 64
     (v2.RandomAffine(5, translate=(0.4, 0.4)), "shifts by up to 40%"),
     (v2.RandomAffine(5, scale=(0.3, 1.0)), "zooms by 0.3 to 1"),
     (v2.Compose([v2.RandomRotation(5), v2.RandomInvert(p=1.0)]), "barely resemble the input"),
@@ -184,3 +184,128 @@ def test_q1_mild_pipelines_written_differently_pass(good):
 ])
 def test_q1_policies_and_outputs_that_break_labels_fail(bad, message):
     fails(lesson06.q1, bad, match=re.escape(message))
+
+
+# --- q1: shear, and geometry measured on a test image of known orientation --------------------
+
+F = v2.functional
+
+
+def randomly(p, op):
+    """A plain function (no transform class to read) that applies `op` with probability p."""
+    return lambda image: op(image) if torch.rand(()) < p else image
+
+
+@pytest.mark.parametrize("bad, message", [
+    (v2.RandomAffine(5, shear=30), "RandomAffine shears by up to 30 degrees"),
+    (v2.RandomAffine(0, shear=(-5, 5, -25, 25)), "RandomAffine shears by up to 25 degrees"),
+    (v2.TrivialAugmentWide(num_magnitude_bins=31), "rotates by up to 135 degrees"),
+    (v2.Compose([v2.RandomHorizontalFlip(), v2.RandAugment(num_ops=1, magnitude=31, num_magnitude_bins=32)]),
+     "RandAugment rotates by up to 30 degrees"),
+])
+def test_q1_shear_and_policies_fail(bad, message):
+    fails(lesson06.q1, bad, match=re.escape(message))
+
+
+def test_q1_a_policy_shear_is_measured():
+    # TrivialAugmentWide's op table cut down to its shears, which reach 0.99 (45 degrees).
+    class ShearOnly(v2.TrivialAugmentWide):
+        _AUGMENTATION_SPACE = {k: v for k, v in v2.TrivialAugmentWide._AUGMENTATION_SPACE.items()
+                               if k.startswith("Shear")}
+    fails(lesson06.q1, ShearOnly(), match="ShearOnly shears by up to 45 degrees")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (v2.Compose([v2.RandomHorizontalFlip(), v2.Lambda(lambda x: torch.rot90(x, 1, (1, 2)))]),
+     "a transform of yours turns the product on its side"),
+    (randomly(0.5, lambda x: x.flip(-2)), "turns the product upside down"),  # a vertical flip by hand
+    (randomly(0.5, lambda x: F.rotate(x, 40.0)), "rotates the product by up to 40 degrees"),
+    (randomly(0.5, lambda x: F.affine(x, 0.0, [0, 0], 1.0, [35.0, 0.0])), "shears the image by up to 35 degrees"),
+    (randomly(0.5, lambda x: F.affine(x, 0.0, [0, 0], 0.4, [0.0, 0.0])), "zooms by a factor of 0.40"),
+    (randomly(0.5, lambda x: F.affine(x, 0.0, [40, 0], 1.0, [0.0, 0.0])), "moves the product out of the frame"),
+])
+def test_q1_geometry_of_transforms_it_cannot_read_is_measured(bad, message):
+    fails(lesson06.q1, bad, match=re.escape(message))
+
+
+@pytest.mark.parametrize("good", [
+    randomly(0.5, lambda x: F.rotate(x, 8.0)),
+    v2.Compose([v2.RandomResizedCrop(64, scale=(0.4, 1.0), antialias=True), v2.RandomHorizontalFlip()]),
+    v2.Compose([v2.RandomAffine(10, translate=(0.1, 0.1), scale=(0.8, 1.2), shear=10), v2.ColorJitter(0.3, 0.3)]),
+    v2.AugMix(),
+])
+def test_q1_mild_geometry_passes(good):
+    assert "label-preserving" in lesson06.q1.verify(good)
+
+
+def test_q1_measurement_reads_known_transforms():
+    from ftlib.exercises.lesson06 import _coordinate_image, measure_geometry
+    image = _coordinate_image()
+    assert measure_geometry(image) == pytest.approx({"rotation": 0, "shear": 0, "zoom": 1, "mirrored": 0,
+                                                     "visible": 1}, abs=1e-2)
+    sheared = measure_geometry(F.affine(image, 0.0, [0, 0], 1.0, [30.0, 0.0]))
+    assert sheared["shear"] == pytest.approx(30, abs=1) and sheared["rotation"] < 1  # a shear is not a rotation
+    assert measure_geometry(F.horizontal_flip(image))["mirrored"] == 1
+    assert measure_geometry(F.vertical_flip(image))["rotation"] == pytest.approx(180, abs=0.5)
+    assert measure_geometry(F.rotate(image, 15.0))["rotation"] == pytest.approx(15, abs=1)
+    assert measure_geometry(F.affine(image, 0.0, [0, 0], 1.0, [20.0, 0.0]))["shear"] == pytest.approx(20, abs=1)
+    assert measure_geometry(F.affine(image, 0.0, [0, 0], 1.25, [0.0, 0.0]))["zoom"] == pytest.approx(1.25, abs=0.03)
+    assert measure_geometry(F.invert(image)) is None  # a colour change is not read as geometry
+
+
+# --- q2: more wrong optimizers, and what one step does -------------------------------------
+
+def two_groups(model, wd=0.05, lr=1e-3, cls=torch.optim.AdamW, **kwargs):
+    decay, no_decay = split_by_hand(model)
+    return cls([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, **kwargs)
+
+
+def test_q2_adam_with_decoupled_weight_decay_is_adamw(model):
+    assert "21 weight tensors" in lesson06.q2.verify(two_groups(model, cls=torch.optim.Adam,
+                                                                decoupled_weight_decay=True), model)
+
+
+def test_q2_solution_with_named_parameters_passes(model):
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]  # conv and linear weights
+    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]  # BatchNorm and biases
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0}])
+    assert "21 weight tensors" in lesson06.q2.verify(opt, model)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda m: two_groups(m, cls=torch.optim.SGD), "this is SGD: the task asks for torch.optim.AdamW"),
+    (lambda m: two_groups(m, wd=5.0), "5 looks like a percentage"),
+    (lambda m: two_groups(m, lr=1e-2), "learning rate is 0.01; the task asks for lr=0.001"),
+    (lambda m: two_groups(m, cls=torch.optim.Adam), "this is Adam"),
+])
+def test_q2_more_typical_wrong_answers(model, build, message):
+    fails(lesson06.q2, build(model), model, match=re.escape(message))
+
+
+def test_q2_one_step_with_zero_gradients_tells_decoupled_decay_from_l2():
+    from ftlib.exercises.lesson06 import _decay_per_step
+    torch.manual_seed(0)
+    weight = nn.Parameter(torch.randn(8, 8))
+    assert _decay_per_step(torch.optim.AdamW([weight], lr=1e-3, weight_decay=0.05)) == pytest.approx([5e-5], rel=1e-3)
+    assert _decay_per_step(torch.optim.AdamW([weight], lr=1e-3, weight_decay=0.0)) == [0.0]
+    l2 = _decay_per_step(torch.optim.Adam([weight], lr=1e-3, weight_decay=0.05))[0]
+    assert abs(l2 - 5e-5) > 1e-5  # Adam's L2 step is about lr per weight, not lr x wd of it
+    assert torch.equal(weight, weight.detach().clone())  # measured on copies
+
+
+# --- q3: epochs of any integer type; 0-based epochs and losses named -------------------------
+
+def test_q3_numpy_and_tensor_integers_pass():
+    import numpy as np
+    lesson06.q3.verify(np.int64(8), torch.tensor(5))
+
+
+@pytest.mark.parametrize("answer, message", [
+    ((7, 4), "counts epochs from 0"),
+    ((8, 9), "that epoch never runs"),
+    ((8, 0.79), "one of the validation losses: give the epoch, not its loss"),
+    ((8.5, 5), "whole number, got 8.5"),
+    ((8, True), "a bool"),
+])
+def test_q3_more_typical_wrong_answers(answer, message):
+    fails(lesson06.q3, *answer, match=re.escape(message))

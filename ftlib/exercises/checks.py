@@ -7,6 +7,7 @@ display. A stage's state ("trainable", "frozen", "partly", "no parameters") is r
 `ftlib.freeze.stage_status`, parameters are counted by `ftlib.freeze.count_parameters`.
 
 - `check_trainable`: exactly the named stages train (lessons 03, 04 and 07).
+- `check_gradients`: a backward pass reaches exactly those stages (lessons 03 and 04).
 - `check_lrs`: discriminative learning rates, one group per stage (lessons 05 and 07).
 """
 
@@ -18,13 +19,13 @@ from typing import Any, Collection
 import torch
 from torch import nn
 
-from ..device import module_device
+from ..device import eval_mode, module_device
 from ..freeze import count_parameters, stage_status
 from ..models import family, stages
 from .core import Incorrect, NotAnswered, is_placeholder
 
 __all__ = ["require_answer", "expect_module", "expect_family", "commas", "as_number", "whole_number",
-           "example_input", "transform_parts", "check_trainable", "check_lrs"]
+           "example_input", "transform_parts", "check_trainable", "check_gradients", "check_lrs"]
 
 
 # --- reading an answer --------------------------------------------------------------------
@@ -145,12 +146,56 @@ def check_trainable(model: nn.Module, trainable: Collection[str]) -> str:
             raise Incorrect(f"{name} is frozen but should train: the trainable stages are {', '.join(want)}.")
     for name in frozen_wanted:
         if status[name] == "trainable":
+            where = (" (on a ResNet the stem is model.conv1 and model.bn1, outside layer1..layer4)"
+                     if name == "stem" and hasattr(model, "conv1") and hasattr(model, "bn1") else "")
             raise Incorrect(f"{name} still trains ({commas(count_parameters(parts[name]))} parameters with "
-                            f"requires_grad=True): freeze every stage except {', '.join(want)}.")
+                            f"requires_grad=True){where}: freeze every stage except {', '.join(want)}.")
     verb = "train" if len(want) > 1 else "trains"
     return (f"{', '.join(frozen_wanted) or 'nothing'} frozen; {', '.join(want)} {verb}: "
             f"{commas(count_parameters(model, trainable=True))} trainable parameters of "
             f"{commas(count_parameters(model))}.")
+
+
+def check_gradients(model: nn.Module, trainable: Collection[str], example: torch.Tensor | None = None) -> str:
+    """A backward pass from the model's output reaches every parameter of the stages named in
+    `trainable` and no parameter of the others: the freeze judged by what an optimizer would
+    see, not by flags alone (a forward pass that detaches a stage's output, or runs it under
+    torch.no_grad(), leaves it without gradients). The forward pass runs in eval mode on
+    `example` (default: a seeded (2, 3, 32, 32) batch); the parameters' .grad, the buffers and
+    the train/eval flags are given back afterwards. Lessons 03 and 04.
+    """
+    parts, params = stages(expect_module(model)), list(model.parameters())
+    saved = [p.grad for p in params]
+    buffers = [b.detach().clone() for b in model.buffers()]
+    x = example if example is not None else example_input(model)
+    try:
+        for p in params:
+            p.grad = None
+        with eval_mode(model), torch.enable_grad():
+            try:
+                out = model(x)
+            except Exception as err:
+                raise Incorrect(f"a forward pass through your model fails ({type(err).__name__}: {err}).") from None
+            if not isinstance(out, torch.Tensor) or not out.requires_grad:
+                raise Incorrect("your model's output carries no gradient: nothing would train. Freeze with "
+                                "requires_grad=False, not with torch.no_grad() around the whole model.")
+            out.float().sum().backward()
+        reached = {n: [p.grad is not None for p in s.parameters()] for n, s in parts.items()}
+    finally:
+        for p, g in zip(params, saved):
+            p.grad = g
+        with torch.no_grad():
+            for b, old in zip(model.buffers(), buffers):
+                b.copy_(old)
+    for name, flags in reached.items():
+        if name in trainable and flags and not all(flags):
+            raise Incorrect(f"{name} should train, but a backward pass gives {flags.count(False)} of its "
+                            f"{len(flags)} parameter tensors no gradient: its output is detached (or computed "
+                            f"under torch.no_grad()) somewhere in your forward pass.")
+        if name not in trainable and any(flags):
+            raise Incorrect(f"{name} should be frozen, but a backward pass gives its parameters gradients: "
+                            f"set requires_grad=False on them.")
+    return f"a backward pass reaches {', '.join(n for n in parts if n in trainable)} and nothing else."
 
 
 # --- learning rates of optimizer groups ---------------------------------------------------

@@ -6,6 +6,8 @@ the smallest model above 75 % top-1 from the model-zoo table.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -15,7 +17,7 @@ from .checks import commas, expect_module, require_answer, whole_number
 from .core import Exercise, ExerciseSet, Incorrect
 
 __all__ = ["resnet18_stage_shapes", "check_stage_with_channels", "check_conv1_parameters",
-           "check_smallest_model", "lesson01"]
+           "smallest_above", "check_smallest_model", "lesson01"]
 
 _ZOO = (*ARCHS, "inception_v3")
 """The models of lesson 01's zoo table: `ftlib.models.ARCHS` and inception_v3."""
@@ -36,14 +38,51 @@ def resnet18_stage_shapes(size: int = 64) -> dict[str, tuple[int, int, int]]:
     return shapes
 
 
+_NOT_A_STAGE = {"conv1": "stem", "bn1": "stem", "relu": "stem", "maxpool": "stem", "avgpool": "head", "fc": "head"}
+"""torchvision's names of resnet18's layers that `ftlib.stages` groups into the stem and the head."""
+
+
+def _one_name(answer: Any, what: str, example: str) -> str:
+    """`answer` as a plain str (numpy's str_ included); `Incorrect` naming what was given instead."""
+    if isinstance(answer, str):
+        return str(answer)
+    if isinstance(answer, nn.Module):
+        raise Incorrect(f"you passed a module ({type(answer).__name__}), not its name: give {what} as a "
+                        f"string, e.g. {example}.")
+    if isinstance(answer, (list, tuple, set)):
+        raise Incorrect(f"give one name, not a {type(answer).__name__} of {len(answer)}: {what} as a string, "
+                        f"e.g. {example}.")
+    raise Incorrect(f"give {what} as a string, e.g. {example}, not {type(answer).__name__} {answer!r}.")
+
+
+def _misspelt(answer: str, names: list[str]) -> str | None:
+    """The name in `names` that `answer` spells differently (case, spaces, '-' for '_'), if any."""
+    folded = answer.strip().lower().replace("-", "_")
+    return next((n for n in names if n.lower() == folded and n != answer), None)
+
+
 def check_stage_with_channels(answer: str, channels: int = 256) -> str:
-    """`answer` names the resnet18 stage whose output has `channels` feature maps. Lesson 01."""
+    """`answer` names a resnet18 stage whose output has `channels` feature maps. Lesson 01.
+
+    The shapes are measured by running a resnet18 (`resnet18_stage_shapes`), not read from
+    a table. Typical wrong answers it names: a neighbouring stage (by its channel count), the
+    head, a layer or block inside a stage (torchvision's "conv1", "fc", "layer3.1"), the
+    module itself or a number instead of the name, a name spelt another way.
+    """
     require_answer(answer, '"layer1"')
     shapes = resnet18_stage_shapes()
     names = list(shapes) + ["head"]
-    if not isinstance(answer, str):
-        raise Incorrect(f"give the stage's name as a string, one of {names}, not {answer!r}.")
+    answer = _one_name(answer, "the stage's name", '"layer1"')
     if answer not in names:
+        spelt, stage = _misspelt(answer, names), answer.split(".")[0]
+        if spelt:
+            raise Incorrect(f"spell the stage as ftlib.stages(model) does: {spelt!r}, not {answer!r}.")
+        if answer in _NOT_A_STAGE:
+            part = _NOT_A_STAGE[answer]
+            raise Incorrect(f"{answer} is torchvision's name of a layer inside the {part}, not a stage: "
+                            f"ftlib.stages(model) groups the model into {names}.")
+        if stage in shapes:
+            raise Incorrect(f"{answer} is one block inside the stage {stage}: answer with the whole stage's name.")
         raise Incorrect(f"resnet18 has no stage {answer!r}: its stages are {names} (see ftlib.stages(model)).")
     if answer == "head":
         raise Incorrect("the head outputs class scores (one number per class), not feature maps: "
@@ -92,23 +131,63 @@ def check_conv1_parameters(answer: int, model: nn.Module | None = None) -> str:
                     f"(weight shape {tuple(conv.weight.shape)}): multiply out its shape.")
 
 
+def smallest_above(rows: list[dict[str, Any]], min_acc1: float) -> dict[str, Any] | None:
+    """The row with the fewest parameters among `rows` whose "acc1" is at least `min_acc1` %;
+    None when no row reaches it. rows: `ftlib.model_zoo_table` rows. Lesson 01, exercise 3."""
+    fit = [r for r in rows if r["acc1"] >= min_acc1]
+    return min(fit, key=lambda r: r["params"]) if fit else None
+
+
+def _smallest_problem(answer: str, rows: dict[str, dict], min_acc1: float) -> str:
+    """The message for an architecture `answer` that is not the smallest one reaching `min_acc1` %."""
+    mine, fit = rows[answer], [r for r in rows.values() if r["acc1"] >= min_acc1]
+    if mine["acc1"] < min_acc1:
+        smallest = min(rows.values(), key=lambda r: r["params"])["arch"]
+        why = " It is the smallest of all, but the top-1 threshold comes first." if answer == smallest else ""
+        return f"{answer} reaches {mine['acc1']:.2f} % top-1, below the {min_acc1:g} % asked for.{why}"
+    if answer == max(fit, key=lambda r: r["acc1"])["arch"]:
+        why = "it is the most accurate of them, but the question asks for the fewest parameters."
+    elif answer == min(fit, key=lambda r: r["gflops"])["arch"]:
+        why = "it is the cheapest in GFLOPs, but the question asks for parameters."
+    elif answer == min(fit, key=lambda r: r["file_mb"])["arch"]:
+        why = "it has the smallest file, but the question asks for parameters."
+    else:
+        why = "sort the qualifying rows by 'params'."
+    return (f"{answer} has {mine['params'] / 1e6:.2f} M parameters; another model at {min_acc1:g} % top-1 "
+            f"or more has fewer: {why}")
+
+
 def check_smallest_model(answer: str, min_acc1: float = 75.0, archs: tuple[str, ...] = _ZOO) -> str:
     """`answer` is the architecture with the fewest parameters among `archs` whose ImageNet
-    top-1 (torchvision metadata of its DEFAULT weights) is at least `min_acc1` %. Lesson 01."""
+    top-1 (torchvision metadata of its DEFAULT weights) is at least `min_acc1` %. Lesson 01.
+
+    The reference is computed from the metadata (`smallest_above`), so it follows the
+    threshold and the list. Typical wrong answers it names: a model below the threshold
+    (the smallest of all), the most accurate, the cheapest in GFLOPs or in file size, a row
+    or the weights' name instead of the architecture, a name spelt another way.
+    """
     from ..pretrained import model_zoo_table
     require_answer(answer, '"resnet18"')
     rows = {r["arch"]: r for r in model_zoo_table(archs)}
-    if not isinstance(answer, str) or answer not in rows:
+    if isinstance(answer, dict) and "arch" in answer:
+        raise Incorrect(f"you passed a whole row of the table; answer with its architecture, "
+                        f"row['arch'] (here {answer['arch']!r}).")
+    answer = _one_name(answer, "the architecture's name", '"resnet18"')
+    if answer not in rows:
+        spelt = _misspelt(answer, list(rows))
+        by_weights = next((r["arch"] for r in rows.values() if answer.split(".")[0] == r["weights"].split(".")[0]), None)
+        if spelt:
+            raise Incorrect(f"spell the architecture as the table's 'arch' column does: {spelt!r}, not {answer!r}.")
+        if by_weights:
+            raise Incorrect(f"{answer!r} names the weights; answer with the architecture, the table's "
+                            f"'arch' column ({by_weights!r} for these).")
         raise Incorrect(f"answer with one architecture name from the table: {', '.join(rows)}; got {answer!r}.")
-    fit = [r for r in rows.values() if r["acc1"] >= min_acc1]
-    best, mine = min(fit, key=lambda r: r["params"]), rows[answer]
-    if mine["acc1"] < min_acc1:
-        raise Incorrect(f"{answer} reaches {mine['acc1']:.2f} % top-1, below the {min_acc1:g} % asked for.")
+    best = smallest_above(list(rows.values()), min_acc1)
+    if best is None:
+        raise ValueError(f"no model in {list(rows)} reaches {min_acc1:g} % top-1: lower min_acc1.")
     if answer != best["arch"]:
-        cheapest = min(fit, key=lambda r: r["gflops"])["arch"]
-        why = " It is the cheapest in GFLOPs, but the question asks for parameters." if answer == cheapest else ""
-        raise Incorrect(f"{answer} has {mine['params'] / 1e6:.2f} M parameters; another model above "
-                        f"{min_acc1:g} % has fewer.{why} Sort the qualifying rows by 'params'.")
+        raise Incorrect(_smallest_problem(answer, rows, min_acc1))
+    mine = rows[answer]
     return (f"{answer}: {mine['params'] / 1e6:.2f} M parameters, {mine['acc1']:.2f} % top-1, "
             f"{mine['gflops']:.2f} GFLOPs per 224 px image.")
 

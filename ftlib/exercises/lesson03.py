@@ -16,8 +16,9 @@ from torchvision.models import WeightsEnum
 
 from ..device import eval_mode
 from ..models import classifier_path, stages
-from .checks import as_number, check_trainable, example_input, expect_family, expect_module, transform_parts
-from .core import Exercise, ExerciseSet, Incorrect, call_student
+from .checks import (as_number, check_gradients, check_trainable, example_input, expect_family, expect_module,
+                     transform_parts)
+from .core import CodeRaised, Exercise, ExerciseSet, Incorrect, call_student
 
 __all__ = ["check_head", "check_accuracy_fn", "check_transforms", "lesson03"]
 
@@ -50,7 +51,38 @@ def check_head(model: nn.Module, num_classes: int, in_features: int | None = Non
                             f"must equal the number of features the backbone gives.") from None
     if tuple(out.shape) != (2, num_classes):
         raise Incorrect(f"a batch of 2 images gives logits of shape {tuple(out.shape)}, expected (2, {num_classes}).")
+    _not_logits(out.double())
     return f"the head is nn.Linear({fc.in_features}, {fc.out_features}) and the logits have shape (N, {num_classes})."
+
+
+def _not_logits(out: torch.Tensor) -> None:
+    """Raise when the model's outputs are probabilities or log-probabilities, not logits:
+    nn.CrossEntropyLoss, the loss the lessons use, applies log-softmax itself."""
+    rows = out.sum(1)
+    if (out >= 0).all() and (out <= 1).all() and torch.allclose(rows, torch.ones_like(rows), atol=1e-4):
+        raise Incorrect("your model's outputs are probabilities (each row sums to 1): the head ends in a softmax. "
+                        "nn.CrossEntropyLoss applies log-softmax itself and expects raw logits: drop the softmax.")
+    exp_rows = out.exp().sum(1)
+    if (out <= 0).all() and torch.allclose(exp_rows, torch.ones_like(exp_rows), atol=1e-4):
+        raise Incorrect("your model's outputs are log-probabilities: the head ends in a log_softmax. "
+                        "nn.CrossEntropyLoss applies log-softmax itself and expects raw logits: drop it.")
+
+
+def _one_linear_layer(model: nn.Module) -> None:
+    """Raise when the head holds more than the one nn.Linear the task asks for (an MLP, or a
+    norm layer next to it); parameter-free modules (Dropout, Flatten) are fine."""
+    head = list(stages(model).values())[-1]
+    learned = [m for m in head.modules() if any(True for _ in m.parameters(recurse=False))]
+    linears = [m for m in learned if isinstance(m, nn.Linear)]
+    if len(linears) > 1:
+        sizes = " -> ".join([str(linears[0].in_features)] + [str(m.out_features) for m in linears])
+        raise Incorrect(f"your head is an MLP of {len(linears)} linear layers ({sizes}): the task asks for one linear "
+                        f"layer on the 512 pooled features, nn.Linear(512, 2). A linear probe keeps the pretrained "
+                        f"features as they are; hidden layers are new weights to train from scratch.")
+    others = [type(m).__name__ for m in learned if not isinstance(m, nn.Linear)]
+    if others:
+        raise Incorrect(f"your head holds {', '.join(others)} besides its linear layer: the task asks for one "
+                        f"nn.Linear(512, 2) on the pooled features, nothing else that learns.")
 
 
 # --- accuracy over samples ----------------------------------------------------------------
@@ -71,26 +103,44 @@ def _probe_network() -> nn.Module:
 
 
 def _accuracy_probes() -> list[tuple[nn.Module, DataLoader, torch.Tensor]]:
-    """(model, loader, right) triples: a seeded small network and inputs whose labels agree
-    with its predictions where `right` is True. The first: 10 samples in batches of 4, 4, 2,
-    right 2, 3 and 1 times (6 / 10 over samples, 0.583 per batch); then 23 in batches of 5
-    and 37 in batches of 8, each with a short last batch."""
+    """(model, loader, right) triples: a fresh seeded small network per loader, handed over in
+    train mode (as after a training loop), and inputs whose labels agree with its eval-mode
+    predictions where `right` is True. The first: 10 samples in batches of 4, 4, 2, right 2, 3
+    and 1 times (6 / 10 over samples, 0.583 per batch); then 23 in batches of 5 and 37 in
+    batches of 8, each with a short last batch (never of 1 sample, which BatchNorm cannot take
+    in train mode)."""
     gen = torch.Generator().manual_seed(3030)
-    model = _probe_network()
     probes = []
     for n, batch in ((10, 4), (23, 5), (37, 8)):
+        model = _probe_network()
         x = torch.randn(n, 6, generator=gen)
         right = _RIGHT_FIRST if n == 10 else torch.rand(n, generator=gen) < 0.3 + 0.4 * len(probes) / 2
         with torch.no_grad():
             preds = model(x).argmax(1)
         labels = torch.where(right, preds, (preds + 1 + (torch.arange(n) % 2)) % 3)
-        probes.append((model, DataLoader(TensorDataset(x, labels), batch_size=batch, shuffle=False), right))
+        probes.append((model.train(), DataLoader(TensorDataset(x, labels), batch_size=batch, shuffle=False), right))
     return probes
 
 
-def _count_calls(model: nn.Module) -> tuple[list[int], Any]:
-    calls = [0]
-    return calls, model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+def _watch(model: nn.Module) -> tuple[dict[str, int], list[Any]]:
+    """Count the model's forward passes, and those in which its BatchNorm or dropout layers ran
+    in train mode (the result of a missing model.eval()); returns (counts, hook handles)."""
+    counts = {"calls": 0, "train_mode": 0}
+
+    def seen(module: nn.Module, args: Any) -> None:
+        counts["train_mode"] += int(module.training)
+
+    handles = [model.register_forward_pre_hook(lambda *_: counts.__setitem__("calls", counts["calls"] + 1))]
+    handles += [m.register_forward_pre_hook(seen) for m in model.modules()
+                if isinstance(m, (nn.BatchNorm1d, nn.Dropout))]
+    return counts, handles
+
+
+_FORGOT_EVAL = ("your function ran the model in train mode: it never calls model.eval(). The check network "
+                "(handed over in train mode, as after a training loop) has dropout and BatchNorm, which in "
+                "train mode drop random units and normalise with each batch's own statistics, so its "
+                "predictions change from call to call{got}. Call model.eval() before the loop (and wrap it in "
+                "torch.no_grad()).")
 
 
 def _accuracy_mistake(got: float, right: float, per_batch: float, sizes: list[int], calls: int) -> str:
@@ -116,25 +166,35 @@ def _accuracy_mistake(got: float, right: float, per_batch: float, sizes: list[in
 
 
 def check_accuracy_fn(accuracy: Callable[[nn.Module, DataLoader], float]) -> str:
-    """`accuracy(model, loader)` returns the fraction of samples classified right, in [0, 1].
+    """`accuracy(model, loader)` returns the fraction of samples classified right, in [0, 1],
+    with the model in eval mode.
 
-    Runs it with a seeded small network on three loaders whose last batch is short, so the
-    typical mistake (the mean of per-batch accuracies) gives a different number, and a
-    function that ignores the model or the loader fails. Lesson 03.
+    Runs it with a seeded small network (BatchNorm and dropout, handed over in train mode) on
+    three loaders whose last batch is short, so the typical mistakes give other numbers: the
+    mean of per-batch accuracies, a percentage, a missing model.eval() (the BatchNorm and
+    dropout layers run in train mode), a constant, a function that never calls the model.
+    The global RNG is left as it was. Lesson 03.
     """
     call = "accuracy(model, loader)"
     for model, loader, right_mask in _accuracy_probes():
-        sizes = [len(y) for _, y in loader]
-        calls, hook = _count_calls(model)
+        sizes = [len(chunk) for chunk in right_mask.split(loader.batch_size)]  # iterating would draw a seed
+        counts, handles = _watch(model)
         try:
-            got = as_number(call_student(call, accuracy, model, loader), call)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(3031)
+                got = as_number(call_student(call, accuracy, model, loader), call)
         finally:
-            hook.remove()
+            for h in handles:
+                h.remove()
         right = right_mask.float().mean().item()
+        if counts["train_mode"]:
+            wrong = f" (you returned {got:.3f} where eval mode gives {right:.3f})" if not math.isclose(
+                got, right, abs_tol=1e-6) else ""
+            raise Incorrect(_FORGOT_EVAL.format(got=wrong))
         per_batch = sum(chunk.float().mean().item() for chunk in right_mask.split(loader.batch_size)) / len(sizes)
         if not math.isclose(got, right, abs_tol=1e-6):
-            raise Incorrect(_accuracy_mistake(got, right, per_batch, sizes, calls[0]))
-        if calls[0] == 0:
+            raise Incorrect(_accuracy_mistake(got, right, per_batch, sizes, counts["calls"]))
+        if counts["calls"] == 0:
             raise Incorrect(f"you returned {got:.3f} without calling the model: run model(x) on each batch "
                             f"and compare the argmax with the labels.")
     first = _RIGHT_FIRST.float().mean().item()
@@ -151,6 +211,19 @@ def _test_image() -> torch.Tensor:
     return (torch.stack([x, y, wave]) * 255).round().to(torch.uint8)
 
 
+def _test_images() -> list[torch.Tensor]:
+    """The wave image, then seeded smooth random uint8 images of other shapes: portrait
+    (3, 400, 300), square (3, 256, 256) and one smaller than the crop (3, 180, 210), which
+    the pipeline must scale up."""
+    gen = torch.Generator().manual_seed(3033)
+    images = [_test_image()]
+    for h, w in ((400, 300), (256, 256), (180, 210)):
+        coarse = torch.rand(1, 3, h // 30 + 2, w // 30 + 2, generator=gen)
+        smooth = nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)[0]
+        images.append((smooth.clamp(0, 1) * 255).round().to(torch.uint8))
+    return images
+
+
 def _reference(weights: Any) -> Callable:
     """The weights' own preprocessing: `weights.transforms()`, or `weights` if it is a transform."""
     if isinstance(weights, WeightsEnum) or callable(getattr(weights, "transforms", None)):
@@ -161,19 +234,24 @@ def _reference(weights: Any) -> Callable:
                     f"transform, got {type(weights).__name__}.")
 
 
-def _run_both(pipeline: Callable, reference: Callable) -> tuple[Any, torch.Tensor]:
-    """Run both on the test image: as a uint8 tensor, or as a PIL image if the pipeline needs one."""
+def _run_both(pipeline: Callable, reference: Callable, image: torch.Tensor, seed: int = 3034) -> tuple[Any, Any]:
+    """Run both on `image`: as a uint8 tensor, or as a PIL image if the pipeline needs one.
+    The RNG is seeded, so a random pipeline gives the same output for the same seed."""
     from PIL import Image
-    image = _test_image()
-    try:
-        return pipeline(image), reference(image)
-    except Exception as tensor_error:  # e.g. a v1 ToTensor, which takes PIL images only
-        pil = Image.fromarray(image.permute(1, 2, 0).numpy())
+    shape = tuple(image.shape)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
         try:
-            return pipeline(pil), reference(pil)
-        except Exception:
-            raise Incorrect(f"your pipeline fails on an image "
-                            f"({type(tensor_error).__name__}: {tensor_error}).") from None
+            return pipeline(image.clone()), reference(image)
+        except Exception as tensor_error:  # e.g. a v1 ToTensor, which takes PIL images only
+            pil = Image.fromarray(image.permute(1, 2, 0).numpy())
+            try:
+                return pipeline(pil), reference(pil)
+            except Exception:
+                raise CodeRaised(f"my_transform(image) on a uint8 {shape} image tensor (and on the same "
+                                 f"image as a PIL image)", tensor_error) from None
+
+
 def _close(a: list[float] | None, b: list[float] | None) -> bool:
     return (a is not None and b is not None and len(a) == len(b)
             and all(math.isclose(x, y, abs_tol=1e-3) for x, y in zip(a, b)))
@@ -206,16 +284,50 @@ def _pixel_problem(pipeline: Callable, reference: Callable, got: torch.Tensor) -
     if squash:
         return (f"Resize({list(squash[0].size)}) squashes the image to a square; the weights resize the short side, "
                 f"then center-crop.")
+    resizes = [p for p in transform_parts(pipeline) if "Resize" in type(p).__name__]
+    want = getattr(reference, "resize_size", None)
+    sizes = [p.size[0] if isinstance(p.size, (list, tuple)) else p.size for p in resizes if hasattr(p, "size")]
+    if want and sizes and sizes[0] != want[0]:
+        return (f"your Resize takes the short side to {sizes[0]} px, the weights' to {want[0]} px before the "
+                f"{reference.crop_size[0]} px center crop: the crop then holds a different part of the image.")
+    modes = [getattr(p, "interpolation", None) for p in resizes]
+    if modes and modes[0] is not None and "BILINEAR" not in str(modes[0]).upper():
+        return (f"your Resize uses {str(modes[0]).split('.')[-1]} interpolation; the weights' uses bilinear "
+                f"(the default of v2.Resize).")
     return ("the size and normalisation agree but the pixels differ: resize the short side and center-crop "
             "as the weights do, with bilinear interpolation.")
 
 
+def _compare(pipeline: Callable, reference: Callable, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pipeline's and the reference's output on `image`; raises for a wrong type, dtype,
+    shape or values, naming the mistake."""
+    got, expected = _run_both(pipeline, reference, image)
+    if not isinstance(got, torch.Tensor):
+        raise Incorrect(f"your pipeline returns a {type(got).__name__}, not a tensor: convert the image "
+                        f"(v2.ToImage(), then v2.ToDtype(torch.float32, scale=True)) and Normalize it.")
+    if not got.is_floating_point():
+        raise Incorrect(f"your pipeline returns {got.dtype} values; the model needs floats in the weights' "
+                        f"scale: add v2.ToDtype(torch.float32, scale=True) and then v2.Normalize(...).")
+    size = f"a {tuple(image.shape)} image"
+    if got.shape != expected.shape:
+        sizes = (f": resize the short side to {reference.resize_size[0]}, then center-crop "
+                 f"{reference.crop_size[0]}" if hasattr(reference, "crop_size") else "")
+        raise Incorrect(f"for {size} your pipeline gives shape {tuple(got.shape)}, the weights' own gives "
+                        f"{tuple(expected.shape)}{sizes}.")
+    diff = (got.float() - expected.float()).abs()
+    if diff.mean() > 0.01 or diff.max() > 0.1:
+        raise Incorrect(f"for {size}: " + _pixel_problem(pipeline, reference, got))
+    return got, expected
+
+
 def check_transforms(pipeline: Callable, weights: Any) -> str:
-    """`pipeline` prepares images as the weights expect: same output shape, a float dtype and
-    the same values (mean absolute difference <= 0.01, largest <= 0.1) as
-    `weights.transforms()` on a uint8 (3, 300, 400) test image (a PIL image if the pipeline
-    only takes those). Diagnoses: no float conversion, no scaling to [0, 1], Normalize
-    missing, swapped or with other values, a squashing Resize, a wrong crop size.
+    """`pipeline` prepares images as the weights expect: on four uint8 test images (landscape
+    (3, 300, 400), portrait, square and one smaller than the crop; a PIL image if the pipeline
+    only takes those) it gives the same output shape, a float dtype and the same values (mean
+    absolute difference <= 0.01, largest <= 0.1) as `weights.transforms()`, and it is not
+    random (evaluation preprocessing gives one output per image). Diagnoses: no float
+    conversion, no scaling to [0, 1], Normalize missing, swapped or with other values, a
+    squashing Resize, a wrong crop size, random transforms.
 
     weights: a torchvision weights enum member, an object with a `.transforms()` method,
     or the reference transform itself. Lesson 03.
@@ -223,29 +335,30 @@ def check_transforms(pipeline: Callable, weights: Any) -> str:
     if not callable(pipeline):
         raise TypeError(f"expected a transform (e.g. a v2.Compose), got {type(pipeline).__name__}.")
     reference = _reference(weights)
-    got, expected = _run_both(pipeline, reference)
-    if not isinstance(got, torch.Tensor):
-        raise Incorrect(f"your pipeline returns a {type(got).__name__}, not a tensor: convert the image "
-                        f"(v2.ToImage(), then v2.ToDtype(torch.float32, scale=True)) and Normalize it.")
-    if not got.is_floating_point():
-        raise Incorrect(f"your pipeline returns {got.dtype} values; the model needs floats in the weights' "
-                        f"scale: add v2.ToDtype(torch.float32, scale=True) and then v2.Normalize(...).")
-    if got.shape != expected.shape:
-        sizes = (f": resize the short side to {reference.resize_size[0]}, then center-crop "
-                 f"{reference.crop_size[0]}" if hasattr(reference, "crop_size") else "")
-        raise Incorrect(f"your pipeline gives shape {tuple(got.shape)}, the weights' own gives "
-                        f"{tuple(expected.shape)}{sizes}.")
-    diff = (got.float() - expected.float()).abs()
-    if diff.mean() > 0.01 or diff.max() > 0.1:
-        raise Incorrect(_pixel_problem(pipeline, reference, got))
-    return f"your pipeline gives the same {tuple(got.shape)} float tensor as the weights' own transforms."
+    images = _test_images()
+    outs = [_run_both(pipeline, reference, images[0], seed)[0] for seed in (1, 2, 3)]
+    if all(isinstance(o, torch.Tensor) for o in outs) and any(
+            o.shape != outs[0].shape or not torch.equal(o, outs[0]) for o in outs[1:]):
+        random = [type(t).__name__ for t in transform_parts(pipeline) if type(t).__name__.startswith("Random")]
+        names = f" ({', '.join(random)})" if random else ""
+        raise Incorrect(f"your pipeline gives different outputs for the same image{names}: preprocessing for "
+                        f"a pretrained model is deterministic (resize, center-crop, scale, normalise); random "
+                        f"transforms belong in the training augmentation.")
+    for image in images:
+        got, _ = _compare(pipeline, reference, image)
+    return (f"your pipeline gives the same {tuple(got.shape)} float tensor as the weights' own transforms, "
+            f"on {len(images)} images of different shapes.")
 
 
 # --- the exercises ------------------------------------------------------------------------
 
 def _l03_head(model: nn.Module) -> str:
     expect_family(model, "resnet")
-    return check_head(model, num_classes=2, in_features=512) + " " + check_trainable(model, ["head"])
+    _one_linear_layer(model)
+    summary = check_head(model, num_classes=2, in_features=512)
+    summary += " " + check_trainable(model, ["head"])
+    check_gradients(model, ["head"])
+    return summary
 
 
 def _l03_transforms(pipeline: Callable, weights: Any = None) -> str:
@@ -276,12 +389,14 @@ model.fc = nn.Linear(model.fc.in_features, 2)          # ... then add the new he
     q2=Exercise(
         title="Lesson 03, exercise 2: accuracy over samples",
         task="Write `accuracy(model, loader)` that returns the fraction of samples (in [0, 1]) whose "
-             "predicted class (argmax of the logits) equals the label. Beware the last batch, which "
-             "can be shorter than the others.",
+             "predicted class (argmax of the logits) equals the label, with the model in eval mode. Beware "
+             "the last batch, which can be shorter than the others. The checker's model has dropout and "
+             "BatchNorm and comes in train mode, as after a training loop.",
         usage="ex.q2.check(accuracy)",
         checker=check_accuracy_fn,
-        hints=("Keep two running totals over the loop: the number of correct predictions and the "
-               "number of samples seen.",
+        hints=("Call model.eval() first (dropout and BatchNorm behave differently in train mode), then keep "
+               "two running totals over the loop: the number of correct predictions and the number of "
+               "samples seen.",
                "The mean of per-batch accuracies over-weights a short last batch: divide the total "
                "correct by the total number of samples, once, after the loop."),
         solution_code="""

@@ -15,7 +15,7 @@ from torch import nn
 from ..device import eval_mode
 from ..freeze import BATCHNORM_TYPES, count_parameters, stage_status
 from ..models import stages
-from .checks import check_trainable, commas, example_input, expect_family, expect_module, whole_number
+from .checks import check_gradients, check_trainable, commas, example_input, expect_family, expect_module, whole_number
 from .core import Exercise, ExerciseSet, Incorrect
 
 __all__ = ["check_parameter_count", "check_frozen_batchnorm", "lesson04"]
@@ -168,7 +168,9 @@ def _missing_resnet_batchnorm(model: nn.Module) -> None:
 # --- the exercises ------------------------------------------------------------------------
 
 def _l04_freeze(model: nn.Module) -> str:
-    return check_trainable(expect_family(model, "resnet"), ["layer4", "head"])
+    summary = check_trainable(expect_family(model, "resnet"), ["layer4", "head"])
+    check_gradients(model, ["layer4", "head"])
+    return summary
 
 
 def _l04_batchnorm(model: nn.Module) -> str:

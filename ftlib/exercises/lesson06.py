@@ -11,13 +11,14 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torchvision.transforms import v2
 
 from ..optim import NORM_LAYERS
-from .checks import as_number, expect_module, transform_parts
+from .checks import expect_module, transform_parts, whole_number
 from .core import Exercise, ExerciseSet, Incorrect
 
-__all__ = ["RETAIL_MAX_ROTATION", "RETAIL_MIN_CROP_SCALE", "RETAIL_MAX_TRANSLATE", "RETAIL_SCALE_RANGE",
-           "RETAIL_MIN_CORRELATION", "check_augmentation", "check_weight_decay",
+__all__ = ["RETAIL_MAX_ROTATION", "RETAIL_MAX_SHEAR", "RETAIL_MIN_CROP_SCALE", "RETAIL_MAX_TRANSLATE",
+           "RETAIL_SCALE_RANGE", "RETAIL_MIN_CORRELATION", "RETAIL_MIN_VISIBLE", "measure_geometry", "check_augmentation", "check_weight_decay",
            "EARLY_STOP_VAL_LOSSES", "check_early_stopping", "lesson06"]
 
 
@@ -26,10 +27,12 @@ __all__ = ["RETAIL_MAX_ROTATION", "RETAIL_MIN_CROP_SCALE", "RETAIL_MAX_TRANSLATE
 # Transforms that break the label of an upright product photo (Fashion-MNIST and its stand-in):
 # shoes and shirts are never shown upside down, and a crop that loses most of the item loses its class.
 RETAIL_MAX_ROTATION = 20.0   # degrees
+RETAIL_MAX_SHEAR = 20.0      # degrees a shear may slant the product's vertical edges
 RETAIL_MIN_CROP_SCALE = 0.4  # fraction of the image area a random crop must keep
 RETAIL_MAX_TRANSLATE = 0.2       # fraction of the image size a shift may move the product
 RETAIL_SCALE_RANGE = (0.7, 1.3)  # zoom factors an affine transform may draw
 RETAIL_MIN_CORRELATION = 0.3     # median correlation of an augmented image with the input (or its mirror)
+RETAIL_MIN_VISIBLE = 0.5         # fraction of the central product region that must stay in the frame
 _SIZE = 64
 
 
@@ -40,47 +43,211 @@ def _degrees(t: Any) -> float:
     return max(abs(float(v)) for v in values)
 
 
-def _policy_reach(t: Any) -> dict[str, float]:
-    """{op: largest magnitude} an AutoAugment / RandAugment / TrivialAugmentWide may apply to a
-    64 px image, read from torchvision's own op table: Rotate in degrees, Translate as a fraction."""
+# --- geometry measured on a test image of known orientation -------------------------------
+#
+# The test image encodes each pixel's own position: channel 0 its column, channel 1 its row,
+# channel 2 a radial check value. After a geometric transform, every output pixel still says
+# where in the input it came from, so the affine map is fitted from the pixels themselves. A
+# colour transform breaks the code (the check value no longer agrees), and is left out.
+
+_LOW, _SPAN = 16.0, 224.0
+
+
+def _radial(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The check value at source position (x, y), both 0..1: the squared distance from an
+    off-centre point (0.3, 0.4), scaled to 0..1 over the image. Off-centre, so that an inverted
+    image (which reads like a point reflection) does not agree with it."""
+    return ((x - 0.3) ** 2 + (y - 0.4) ** 2) / (0.7 ** 2 + 0.6 ** 2)
+
+
+def _coordinate_image() -> torch.Tensor:
+    """uint8 (3, 64, 64): column, row and the check value `_radial`, all in 16..240 (0 is the fill)."""
+    r = torch.arange(_SIZE, dtype=torch.float64)
+    y, x = torch.meshgrid(r, r, indexing="ij")
+    return (_LOW + _SPAN * torch.stack([x / 63, y / 63, _radial(x / 63, y / 63)])).round().to(torch.uint8)
+
+
+def measure_geometry(out: Any) -> dict[str, float] | None:
+    """The geometry of one output of a transform applied to `_coordinate_image()`, or None when
+    the output cannot be decoded (a colour transform, a non-affine warp, too little left).
+
+    Returns degrees of rotation (after undoing a horizontal mirror, which keeps a product's
+    label; a vertical flip reads as 180), degrees of shear, the zoom (square root of the area
+    factor), whether it mirrors, and the fraction of the central input region [0.25, 0.75]^2
+    that lands inside the output frame. Lesson 06.
+    """
+    if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != 3 or min(out.shape[1:]) < 8:
+        return None
+    v = out.detach().double().cpu()
+    v = v * 255 if out.is_floating_point() and float(v.max()) <= 1.0 + 1e-6 else v
+    h, w = v.shape[1:]
+    sx, sy = (v[0] - _LOW) / _SPAN, (v[1] - _LOW) / _SPAN           # source position, 0..1
+    check = _LOW + _SPAN * _radial(sx, sy)
+    valid = (v.min(0).values > 10) & ((v[2] - check).abs() < 8) & (sx > -0.02) & (sx < 1.02) & (sy > -0.02) & (sy < 1.02)
+    if valid.float().mean() < 0.1:
+        return None
+    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64) / max(h - 1, 1),
+                                torch.arange(w, dtype=torch.float64) / max(w - 1, 1), indexing="ij")
+    design = torch.stack([cols[valid], rows[valid], torch.ones_like(cols[valid])], 1)
+    target = torch.stack([sx[valid], sy[valid]], 1)
+    coef = torch.linalg.lstsq(design, target).solution               # source = [u, v, 1] @ coef
+    if (design @ coef - target).pow(2).sum(1).mean().sqrt() > 0.03:  # not affine: over 2 px off
+        return None
+    a, b = coef[:2].T, coef[2]                                       # source = a @ dest + b
+    if abs(float(torch.det(a))) < 1e-6:
+        return None
+    mirrored = float(torch.det(a)) < 0
+    forward = torch.linalg.inv(a @ torch.diag(torch.tensor([-1.0, 1.0], dtype=torch.float64)) if mirrored else a)
+    ax = math.atan2(float(forward[1, 0]), float(forward[0, 0]))
+    ay = math.atan2(-float(forward[0, 1]), float(forward[1, 1]))
+    mean = math.degrees(math.atan2(math.sin(ax) + math.sin(ay), math.cos(ax) + math.cos(ay)))
+    apart = math.degrees(math.atan2(math.sin(ay - ax), math.cos(ay - ax)))
+    rotation = max(0.0, abs(mean) - abs(apart) / 2)  # both axes turn; a shear turns one of them
+    ex, ey = forward[:, 0], forward[:, 1]
+    between = math.degrees(math.acos(max(-1.0, min(1.0, float(ex @ ey / (ex.norm() * ey.norm()))))))
+    grid = torch.linspace(0.25, 0.75, 41, dtype=torch.float64)
+    gy, gx = torch.meshgrid(grid, grid, indexing="ij")
+    dest = (torch.stack([gx.flatten(), gy.flatten()], 1) - b) @ torch.linalg.inv(a).T
+    inside = ((dest >= -0.01) & (dest <= 1.01)).all(1).double().mean()
+    return {"rotation": rotation, "shear": abs(90 - between), "zoom": math.sqrt(abs(float(torch.det(forward)))),
+            "mirrored": float(mirrored), "visible": float(inside)}
+
+
+_COLOUR_ONLY = {"ColorJitter", "RandomPhotometricDistort", "RandomGrayscale", "Grayscale", "RGB", "RandomInvert",
+                "RandomPosterize", "RandomSolarize", "RandomAdjustSharpness", "RandomAutocontrast", "RandomEqualize",
+                "GaussianBlur", "GaussianNoise", "ToDtype", "ConvertImageDtype", "Normalize", "ToImage",
+                "ToPureTensor", "Identity", "RandomErasing", "RandomChannelPermutation"}
+
+
+def _policy_ops(t: Any) -> list[tuple[str, float]]:
+    """(op, signed magnitude) pairs an AutoAugment / RandAugment / TrivialAugmentWide / AugMix
+    may apply to a 64 px image, at the largest magnitude each op can reach, from its own table."""
     space = getattr(t, "_AUGMENTATION_SPACE", None)
     if not isinstance(space, dict):
-        return {}
-    name = type(t).__name__
-    if name == "AutoAugment":
+        return []
+    if isinstance(t, v2.AutoAugment):
         reach = [(op, 10, idx) for policy in t._policies for op, _, idx in policy]
-    elif name == "RandAugment":
+    elif isinstance(t, v2.RandAugment):
         reach = [(op, t.num_magnitude_bins, t.magnitude) for op in space]
-    elif name == "AugMix":
+    elif isinstance(t, v2.AugMix):
         reach = [(op, t._PARAMETER_MAX, t.severity - 1) for op in space]
     else:  # TrivialAugmentWide: any bin
         bins = getattr(t, "num_magnitude_bins", 31)
         reach = [(op, bins, bins - 1) for op in space]
-    out: dict[str, float] = {}
+    ops = {}
     for op, bins, idx in reach:
-        if op not in ("Rotate", "TranslateX", "TranslateY") or idx is None:
+        magnitudes_fn, signed = space[op]
+        magnitudes = magnitudes_fn(bins, _SIZE, _SIZE)
+        if idx is None or magnitudes is None or not magnitudes.ndim:
             continue
-        magnitude = abs(float(space[op][0](bins, _SIZE, _SIZE)[idx]))
-        out[op] = max(out.get(op, 0.0), magnitude if op == "Rotate" else magnitude / _SIZE)
-    return out
+        m = abs(float(magnitudes[idx]))
+        ops[op] = max(ops.get(op, 0.0), m)
+    return [(op, sign * m) for op, m in ops.items() for sign in ((1, -1) if space[op][1] else (1,))]
 
 
-def _policy_problem(t: Any) -> str | None:
-    """Why an augmentation policy in the pipeline breaks an upright product's label, or None."""
-    reach, name = _policy_reach(t), type(t).__name__
-    if reach.get("Rotate", 0) > RETAIL_MAX_ROTATION:
-        return (f"{name} rotates by up to {reach['Rotate']:.0f} degrees (its Rotate op); products are photographed "
-                f"upright, so keep rotations small (at most {RETAIL_MAX_ROTATION:g} degrees): lower its magnitude "
-                f"or list mild transforms yourself.")
-    shift = max(reach.get("TranslateX", 0), reach.get("TranslateY", 0))
-    if shift > RETAIL_MAX_TRANSLATE:
-        return (f"{name} shifts the image by up to {shift:.0%} of its size (its Translate ops), which can push the "
-                f"product out of the frame: keep shifts under {RETAIL_MAX_TRANSLATE:.0%}.")
+def _measured_policy_problem(t: Any) -> str | None:
+    """Apply each geometric op of a policy, at the largest magnitude it reaches, to the
+    coordinate image and bound what it does; None when every op keeps the label."""
+    name, image = type(t).__name__, _coordinate_image()
+    worst = {"rotation": (0.0, ""), "shear": (0.0, ""), "shift": (0.0, "")}
+    for op, magnitude in _policy_ops(t):
+        try:
+            out = t._apply_image_or_video_transform(image, op, magnitude, interpolation=t.interpolation, fill=t._fill)
+        except Exception:
+            continue
+        g = measure_geometry(out)
+        if g is None or op.startswith(("Brightness", "Color", "Contrast", "Sharpness", "Posterize", "Solarize",
+                                       "AutoContrast", "Equalize", "Invert", "Identity")):
+            continue
+        moved = _centre_shift(image, out)
+        for key, value in (("rotation", g["rotation"]), ("shear", g["shear"]), ("shift", moved)):
+            if value > worst[key][0]:
+                worst[key] = (value, op)
+    if worst["rotation"][0] > RETAIL_MAX_ROTATION + 0.5:
+        return (f"{name} rotates by up to {worst['rotation'][0]:.0f} degrees (its Rotate op, measured on a test "
+                f"image); products are photographed upright, so keep rotations small (at most "
+                f"{RETAIL_MAX_ROTATION:g} degrees): lower its magnitude or list mild transforms yourself.")
+    if worst["shear"][0] > RETAIL_MAX_SHEAR + 0.5:
+        return (f"{name} shears by up to {worst['shear'][0]:.0f} degrees (its ShearX / ShearY ops, measured on a "
+                f"test image), slanting the product's upright edges: keep shears under {RETAIL_MAX_SHEAR:g} degrees "
+                f"(lower its magnitude).")
+    if worst["shift"][0] > RETAIL_MAX_TRANSLATE + 0.005:
+        return (f"{name} shifts the image by up to {worst['shift'][0]:.0%} of its size (its Translate ops, measured "
+                f"on a test image), which can push the product out of the frame: keep shifts under "
+                f"{RETAIL_MAX_TRANSLATE:.0%}.")
+    return None
+
+
+def _centre_shift(image: torch.Tensor, out: torch.Tensor) -> float:
+    """The largest shift along x or y, as a fraction of the size, of a same-size output: where
+    the output's centre pixel came from in the input."""
+    v = out.double()
+    sx, sy = (v[0] - _LOW) / _SPAN, (v[1] - _LOW) / _SPAN
+    h, w = out.shape[1:]
+    rows = [(i, j) for i in range(h // 2 - 8, h // 2 + 8) for j in range(w // 2 - 8, w // 2 + 8)
+            if float(v[:, i, j].min()) > 10]
+    if not rows:
+        return 1.0
+    dx = sum(float(sx[i, j]) - j / (w - 1) for i, j in rows) / len(rows)
+    dy = sum(float(sy[i, j]) - i / (h - 1) for i, j in rows) / len(rows)
+    return max(abs(dx), abs(dy))
+
+
+def _measured_problem(parts: list[Any], samples: int = 32) -> str | None:
+    """Run each geometric transform of the pipeline (each policy op by op) on the coordinate
+    image `samples` times, seeded, and bound the rotation (a vertical flip reads as 180
+    degrees), shear, zoom and how much of the product stays in the frame; None when all keep
+    the label. Transforms known to change only colours are skipped; so is a transform whose
+    outputs cannot be decoded."""
+    image = _coordinate_image()
+    low, high = RETAIL_SCALE_RANGE[0], 1 / math.sqrt(RETAIL_MIN_CROP_SCALE)
+    for t in parts:
+        name = type(t).__name__
+        if callable(getattr(t, "_apply_image_or_video_transform", None)) and hasattr(t, "_AUGMENTATION_SPACE"):
+            problem = _measured_policy_problem(t)
+            if problem:
+                return problem
+            continue
+        if name in _COLOUR_ONLY:
+            continue
+        label = name if name not in ("function", "Lambda", "builtin_function_or_method") else "a transform of yours"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(66)
+            try:
+                measured = [measure_geometry(t(image.clone())) for _ in range(samples)]
+            except Exception:
+                continue
+        measured = [g for g in measured if g is not None]
+        if not measured:
+            continue
+        rot = max(g["rotation"] for g in measured)
+        if rot > 90 - 1:
+            what = "upside down" if rot > 135 else "on its side"
+            return (f"{label} turns the product {what} (measured on a test image of known orientation: up to "
+                    f"{rot:.0f} degrees, a vertical flip reads as 180): catalogue photos are upright. Keep "
+                    f"RandomHorizontalFlip and small rotations only.")
+        if rot > RETAIL_MAX_ROTATION + 2:
+            return (f"{label} rotates the product by up to {rot:.0f} degrees (measured on a test image); products "
+                    f"are photographed upright, so keep rotations at most {RETAIL_MAX_ROTATION:g} degrees.")
+        shear = max(g["shear"] for g in measured)
+        if shear > RETAIL_MAX_SHEAR + 2:
+            return (f"{label} shears the image by up to {shear:.0f} degrees (measured on a test image), slanting the "
+                    f"product's upright edges: keep shears at most {RETAIL_MAX_SHEAR:g} degrees.")
+        zooms = [g["zoom"] for g in measured]
+        if max(zooms) > high * 1.05 or min(zooms) < low * 0.95:
+            z = max(zooms) if max(zooms) > high * 1.05 else min(zooms)
+            return (f"{label} zooms by a factor of {z:.2f} (measured on a test image): the product is cut off or "
+                    f"shrinks to a speck. Keep zooms between {low:g} and {high:.2f} (a crop keeping "
+                    f"{RETAIL_MIN_CROP_SCALE:.0%} of the area).")
+        visible = min(g["visible"] for g in measured)
+        if visible < RETAIL_MIN_VISIBLE:
+            return (f"{label} moves the product out of the frame: in one of {samples} samples only {visible:.0%} of "
+                    f"the central region of a test image stays in view (at least {RETAIL_MIN_VISIBLE:.0%} must).")
     return None
 
 
 def _affine_problem(t: Any) -> str | None:
-    """Why a RandomAffine's shift or zoom breaks the label, or None."""
+    """Why a RandomAffine's shift, zoom or shear breaks the label, or None."""
     translate, scale = getattr(t, "translate", None), getattr(t, "scale", None)
     if translate is not None and max(translate) > RETAIL_MAX_TRANSLATE:
         return (f"RandomAffine shifts by up to {max(translate):.0%} of the image size, which can push the product "
@@ -89,6 +256,10 @@ def _affine_problem(t: Any) -> str | None:
     if scale is not None and (min(scale) < low or max(scale) > high):
         return (f"RandomAffine zooms by {min(scale):g} to {max(scale):g}: the product shrinks to a speck or is "
                 f"cut off. Keep scale within ({low}, {high}).")
+    shear = getattr(t, "shear", None)
+    if shear is not None and max(abs(float(v)) for v in shear) > RETAIL_MAX_SHEAR:
+        return (f"RandomAffine shears by up to {max(abs(float(v)) for v in shear):g} degrees, slanting the product's "
+                f"upright edges: keep shear at most {RETAIL_MAX_SHEAR:g} degrees.")
     return None
 
 
@@ -102,7 +273,7 @@ def _retail_label_problem(parts: list[Any]) -> str | None:
         if name in ("RandomRotation", "RandomAffine") and _degrees(t) > RETAIL_MAX_ROTATION:
             return (f"{name} draws angles up to {_degrees(t):g} degrees; products are photographed upright, so "
                     f"keep rotations small (at most {RETAIL_MAX_ROTATION:g} degrees).")
-        problem = _affine_problem(t) if name == "RandomAffine" else _policy_problem(t)
+        problem = _affine_problem(t) if name == "RandomAffine" else None
         if problem:
             return problem
         scale = getattr(t, "scale", None)
@@ -153,17 +324,26 @@ def _output_problem(outputs: list[torch.Tensor], image: torch.Tensor, names: lis
 def check_augmentation(pipeline: Callable) -> str:
     """A train-time augmentation for 64 px retail images (upright products): it returns a
     (3, 64, 64) tensor for a uint8 (3, 64, 64) image, is random (different outputs on the same
-    image), and contains no transform that breaks the label: no vertical flip, no rotation
-    over RETAIL_MAX_ROTATION degrees, no crop keeping under RETAIL_MIN_CROP_SCALE of the area, no
-    affine shift over RETAIL_MAX_TRANSLATE or zoom outside RETAIL_SCALE_RANGE, including the Rotate
-    and Translate ops an AutoAugment / RandAugment / TrivialAugmentWide / AugMix can reach.
-    Inspects the transforms inside Compose / RandomApply / RandomChoice. Sampled outputs must be
-    uint8, or float in [0, 1] (any range after a Normalize), and keep a median correlation of at
-    least RETAIL_MIN_CORRELATION with the input or its mirror. Lesson 06.
+    image), and keeps the label.
+
+    Keeping the label is judged twice. The settings of the transforms it can read (inside
+    Compose / RandomApply / RandomChoice): no vertical flip, no rotation over
+    RETAIL_MAX_ROTATION degrees, no shear over RETAIL_MAX_SHEAR, no crop keeping under
+    RETAIL_MIN_CROP_SCALE of the area, no affine shift over RETAIL_MAX_TRANSLATE or zoom outside
+    RETAIL_SCALE_RANGE. Then the geometry each transform applies, measured on a test image that
+    encodes every pixel's position (`measure_geometry`): rotation (a vertical flip reads as 180
+    degrees), shear, zoom and how much of the product stays in the frame, for 32 seeded samples
+    of each transform, including plain functions and Lambdas, and op by op, at their largest
+    magnitude, for AutoAugment / RandAugment / TrivialAugmentWide / AugMix. Transforms that only
+    change colours are not measured; several mild transforms are bounded one by one, not
+    together. Sampled outputs of the whole pipeline must be uint8, or float in [0, 1] (any range
+    after a Normalize), and keep a median correlation of at least RETAIL_MIN_CORRELATION with
+    the input or its mirror. Lesson 06.
     """
     if not callable(pipeline):
         raise TypeError(f"expected a transform (e.g. a v2.Compose), got {type(pipeline).__name__}.")
-    problem = _retail_label_problem(transform_parts(pipeline))
+    parts = transform_parts(pipeline)
+    problem = _retail_label_problem(parts) or _measured_problem(parts)
     if problem:
         raise Incorrect(problem)
     image = _retail_image()
@@ -203,18 +383,56 @@ def _owners(model: nn.Module) -> dict[int, tuple[str, bool]]:
     return owners
 
 
-def check_weight_decay(optimizer: Any, model: nn.Module, weight_decay: float = 0.05) -> str:
+def _decoupled(optimizer: torch.optim.Optimizer) -> bool:
+    """True for AdamW, and for Adam with decoupled_weight_decay=True (the same update)."""
+    if type(optimizer) is torch.optim.AdamW:
+        return True
+    return type(optimizer) is torch.optim.Adam and all(g.get("decoupled_weight_decay", False)
+                                                      for g in optimizer.param_groups)
+
+
+def _decay_per_step(optimizer: torch.optim.Optimizer) -> list[float]:
+    """What one step of the optimizer does to each of its parameters when every gradient is 0,
+    measured on copies: the fraction each tensor shrinks by (lr x weight_decay for decoupled
+    weight decay, 0 without decay). Adam's L2 term instead moves every weight by about lr, its
+    sign, so the fraction varies from tensor to tensor."""
+    groups, copies = [], []
+    for g in optimizer.param_groups:
+        clones = [p.detach().clone().requires_grad_(True) for p in g["params"]]
+        for c in clones:
+            c.grad = torch.zeros_like(c)
+        copies += clones
+        groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": clones})
+    before = [c.detach().clone() for c in copies]
+    type(optimizer)(groups).step()
+    out = []
+    for old, new in zip(before, copies):
+        energy = float((old.double() ** 2).sum())
+        out.append(float(((old.double() - new.detach().double()) * old.double()).sum()) / energy if energy else 0.0)
+    return out
+
+
+def check_weight_decay(optimizer: Any, model: nn.Module, weight_decay: float = 0.05, lr: float = 1e-3) -> str:
     """`optimizer` is AdamW (decoupled weight decay) holding every trainable parameter of `model`
-    once; conv and linear weights get `weight_decay`, norm-layer and bias parameters get 0.
-    Lesson 06.
+    once, at learning rate `lr`; conv and linear weights get `weight_decay`, norm-layer and bias
+    parameters get 0.
+
+    Judged by the settings and by what one step does: on copies of the parameters with zero
+    gradients, the weights must shrink by lr x weight_decay and the norm and bias parameters
+    not at all. Typical wrong answers it names: Adam (L2, not decoupled) or SGD, decay on
+    every parameter, no decay anywhere, a weight decay given in percent, another lr,
+    parameters left out or in two groups. Lesson 06.
     """
     model = expect_module(model, "check(optimizer, model)")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"expected a torch optimizer, got {type(optimizer).__name__}.")
-    if type(optimizer) is not torch.optim.AdamW:
-        raise Incorrect(f"this is {type(optimizer).__name__}: with Adam, weight_decay is an L2 term added to the "
-                        f"gradient and then rescaled by Adam's per-parameter step sizes, so it barely regularises "
-                        f"weights with large gradients. Use torch.optim.AdamW, which decays the weights directly.")
+    if type(optimizer) is torch.optim.Adam and not _decoupled(optimizer):
+        raise Incorrect("this is Adam: with Adam, weight_decay is an L2 term added to the gradient and then "
+                        "rescaled by Adam's per-parameter step sizes, so it barely regularises weights with large "
+                        "gradients. Use torch.optim.AdamW, which decays the weights directly.")
+    if not _decoupled(optimizer):
+        raise Incorrect(f"this is {type(optimizer).__name__}: the task asks for torch.optim.AdamW, Adam with "
+                        f"decoupled weight decay (the weights shrink directly, apart from the adaptive step).")
     owners, seen = _owners(model), {}
     for group in optimizer.param_groups:
         for p in group["params"]:
@@ -235,8 +453,22 @@ def check_weight_decay(optimizer: Any, model: nn.Module, weight_decay: float = 0
                         f"a group with weight_decay=0.")
     wrong = [(owners[i][0], wd) for i, wd in seen.items() if not owners[i][1] and not math.isclose(wd, weight_decay)]
     if wrong:
+        percent = (f" {wrong[0][1]:g} looks like a percentage: weight_decay is a fraction, "
+                   f"{weight_decay:g} for 5 %." if math.isclose(wrong[0][1], 100 * weight_decay) else "")
         raise Incorrect(f"{wrong[0][0]} has weight_decay={wrong[0][1]:g}; conv and linear weights should get "
-                        f"{weight_decay:g} (pass it in their group's dict).")
+                        f"{weight_decay:g} (pass it in their group's dict).{percent}")
+    lrs = sorted({float(g["lr"]) for g in optimizer.param_groups if g["params"]})
+    if any(not math.isclose(v, lr, rel_tol=1e-6) for v in lrs):
+        raise Incorrect(f"the optimizer's learning rate is {', '.join(f'{v:g}' for v in lrs)}; the task asks for "
+                        f"lr={lr:g} in every group (AdamW's default is 1e-3, so leave it or pass lr={lr:g}).")
+    order = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    for i, shrink in zip(order, _decay_per_step(optimizer)):
+        name, exempt = owners[i]
+        want = 0.0 if exempt else lr * weight_decay
+        if not math.isclose(shrink, want, rel_tol=0.02, abs_tol=1e-9):
+            raise Incorrect(f"one step of your optimizer with zero gradients shrinks {name} by {shrink:.3g} of its "
+                            f"size, where decoupled weight decay gives lr x weight_decay = {want:.3g}: build a plain "
+                            f"torch.optim.AdamW from the two groups.")
     n_decay = sum(1 for i in seen if not owners[i][1])
     return (f"AdamW: {n_decay} weight tensors decay at {weight_decay:g}; "
             f"{len(seen) - n_decay} norm and bias tensors are left alone.")
@@ -260,18 +492,39 @@ def _early_stop_reference(losses: tuple[float, ...], patience: int) -> tuple[int
     return len(losses), best_epoch
 
 
+def _epoch(answer: Any, what: str) -> int:
+    """An epoch number of any integer type; a loss value or another fraction is named."""
+    try:
+        return whole_number(answer, what)
+    except Incorrect:
+        if isinstance(answer, float) and any(math.isclose(answer, v) for v in EARLY_STOP_VAL_LOSSES):
+            raise Incorrect(f"{what} is an epoch number (1 to {len(EARLY_STOP_VAL_LOSSES)}), got {answer:g}, one of "
+                            f"the validation losses: give the epoch, not its loss.") from None
+        raise
+
+
 def check_early_stopping(stop_epoch: Any, restored_epoch: Any) -> str:
     """With the validation losses EARLY_STOP_VAL_LOSSES (epochs 1..9) and patience 3: after which
-    epoch does early stopping end training, and whose weights does restore_best put back? Lesson 06.
+    epoch does early stopping end training, and whose weights does restore_best put back?
+
+    Epochs are whole numbers of any integer type, counted from 1. Typical wrong answers it
+    names: 0-based epochs, training to the last epoch, the last epoch's weights, epoch 9's
+    loss (never reached), a loss given instead of an epoch. Lesson 06.
     """
     stop, best = _early_stop_reference(EARLY_STOP_VAL_LOSSES, patience=3)
-    got_stop, got_best = int(as_number(stop_epoch, "stop_epoch")), int(as_number(restored_epoch, "restored_epoch"))
+    got_stop, got_best = _epoch(stop_epoch, "stop_epoch"), _epoch(restored_epoch, "restored_epoch")
+    if (got_stop, got_best) == (stop - 1, best - 1):
+        raise Incorrect(f"({got_stop}, {got_best}) counts epochs from 0: here the first epoch is epoch 1 (the "
+                        f"list gives epochs 1 to {len(EARLY_STOP_VAL_LOSSES)}), so add 1 to both.")
     if got_stop == len(EARLY_STOP_VAL_LOSSES):
         raise Incorrect("training never gets to the last epoch: count the epochs without a new best after the "
                         "best one; the third such epoch ends training.")
     if got_stop != stop:
         raise Incorrect(f"training does not stop after epoch {got_stop}: count only epochs whose loss is not a "
                         f"new best, and reset the count whenever a new best appears.")
+    if got_best == len(EARLY_STOP_VAL_LOSSES):
+        raise Incorrect(f"epoch {got_best}'s loss is the lowest in the list, but training stopped after epoch "
+                        f"{stop}: that epoch never runs, so its weights do not exist.")
     if got_best == got_stop:
         raise Incorrect("restore_best does not keep the last epoch's weights: it puts back those of the epoch "
                         "with the lowest validation loss seen before stopping.")
