@@ -19,7 +19,7 @@ worlds work; `bench/` holds maintainer tools that no lesson imports.
 | `precision`             | AMP, channels_last, the bf16 CPU fast path                    | 00, 02-12 |
 | `train`                 | `fit`, `Stopping` and the `History` it returns                | 02-12   |
 | `callbacks`             | early stopping, gradual unfreezing, live plots                | 05-07   |
-| `cost`                  | FLOPs, images per second, time per freeze depth               | 00, 04  |
+| `cost`                  | FLOPs, images per second, time per freeze depth, epoch timer  | 00, 03, 04 |
 | `metrics`               | accuracy, precision/recall/F1, evaluation, prediction         | 02-12   |
 | `checkpoint`            | atomic save, safe load                                        | 08      |
 | `data`                  | the in-memory image data set and splits                       | 02-12   |

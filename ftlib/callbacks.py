@@ -1,7 +1,8 @@
 """Callbacks of `fit`: what they see (`FitState`), early stopping, gradual unfreezing, live plots.
 
 A callback overrides the hooks it needs; `fit` calls them in the order given. Used in
-lessons 05-07 (`EarlyStopping` in 06, `GradualUnfreezing` in 07, `LivePlot` in 05 and 06).
+lessons 05-07 (`EarlyStopping` in 06, through `fit(..., stopping=Stopping(patience=...))`;
+`GradualUnfreezing` in 07; `LivePlot` in 05 and 06).
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ class EarlyStopping(Callback):
     epochs in a row. `monitor=None` uses fit's `monitor`. To get the best epoch's weights back,
     pass `stopping=Stopping(restore_best=True)` to `fit`; `fit(..., stopping=Stopping(patience=3))`
     adds `EarlyStopping(3)`.
+
+    It is the plain loop of lesson 06: a new best must beat the best so far (lower for losses,
+    higher for accuracies; NaN never does) and resets a counter; every other epoch adds one,
+    and at `patience` training stops, so the run ends `patience` epochs after its best one
+    (never "early" at the last epoch). `.best` and `.best_epoch` (1-based) record the best.
     Used in lesson 06.
     """
 

@@ -1,22 +1,25 @@
 """What training costs: FLOPs, images per second, seconds per epoch for each freeze depth.
 
 A frozen stage costs only its forward pass: autograd does not go back into it. This
-module counts that (`training_step_flops`, `training_flops`), measures it (`throughput`)
-and turns both into an estimate for every freeze depth (`calibrate_seconds`,
-`measure_seconds_per_image`, `freeze_table`):
+module counts that (`training_step_flops`, `training_flops`), measures it (`throughput`),
+turns both into an estimate for every freeze depth (`calibrate_seconds`,
+`measure_seconds_per_image`, `freeze_table`), and times the training pass of a real `fit`
+(`TrainTimer`):
 
     >>> throughput(model, image_size=64, device="cpu")     # images per second (lesson 00)
     >>> print(format_freeze_table(freeze_table(model)))     # one row per freeze depth (lesson 04)
+    >>> timer = TrainTimer(); fit(model, ..., callbacks=[timer]); timer.typical()  # lesson 03
 
 A freeze depth k means: the first k stages of `ftlib.models.stages(model)` are frozen
 and the rest trains, head included (`ftlib.freeze.apply_freeze_depth`). Everything here works
 on a copy of the model, except `throughput` (which moves the model to `device`). `device=None` means
-`ftlib.device.get_device()`. Used in lessons 00, 04 and by `python -m ftlib.bench`.
+`ftlib.device.get_device()`. Used in lessons 00, 03, 04 and by `python -m ftlib.bench`.
 """
 
 from __future__ import annotations
 
 import copy
+import statistics
 import time
 from typing import Mapping, Sequence
 
@@ -24,12 +27,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .callbacks import Callback, FitState
 from .device import resolve_device
 from .freeze import apply_freeze_depth, count_parameters
 from .models import stages
 
 __all__ = ["training_step_flops", "training_flops", "throughput", "calibrate_seconds",
-           "measure_seconds_per_image", "freeze_table", "format_freeze_table"]
+           "measure_seconds_per_image", "freeze_table", "format_freeze_table", "TrainTimer"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,6 +123,45 @@ def throughput(model: nn.Module, *, image_size: int = 64, batch_size: int = 32, 
     model.load_state_dict(saved)
     model.train(was_training)
     return batch_size * steps / elapsed
+
+
+class TrainTimer(Callback):
+    """A `fit` callback: the seconds of each epoch's training pass, validation left out.
+
+    `fit`'s own `time_s` adds the validation pass, which costs the same forward passes
+    whatever trains and so hides the difference between two strategies. The clock starts
+    when an epoch begins and stops after its last training batch; on a GPU it waits for the
+    queued work after every batch, so the time is what the batches took. `seconds`: one
+    float per epoch; `typical()`: their median, which the first epoch's one-off warm-up
+    and a single disturbed epoch cannot move much. Used in lesson 03.
+
+        >>> timer = TrainTimer()
+        >>> history = fit(model, train_loader, val_loader, 4, optimizer, callbacks=[timer])
+        >>> timer.typical()          # seconds per training pass over train_loader
+    """
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def _now(self, state: FitState) -> float:
+        param = next(state.model.parameters(), None)
+        if param is not None:
+            _synchronize(param.device)
+        return time.perf_counter()
+
+    def on_epoch_begin(self, state: FitState) -> None:
+        self._start = self._now(state)
+        self.seconds.append(0.0)
+
+    def on_batch_end(self, state: FitState) -> None:
+        self.seconds[-1] = self._now(state) - self._start
+
+    def typical(self) -> float:
+        """The median of `seconds` (seconds per training pass); ValueError before any epoch."""
+        if not self.seconds:
+            raise ValueError("TrainTimer has timed no epoch: pass it to fit(..., callbacks=[timer]) first.")
+        return statistics.median(self.seconds)
 
 
 def calibrate_seconds(flops: Sequence[float], measured: Mapping[int, float]) -> list[float]:

@@ -147,7 +147,8 @@ def freeze(model: nn.Module, *, upto: str | None = None, last: int | None = None
     running statistics it was pretrained with and never updates them. Frozen features should
     see the statistics they were trained with, and the small batches of fine-tuning would
     make those statistics drift. bn="train": frozen BatchNorm layers keep updating their
-    running statistics in training mode (the parameters still do not train).
+    running statistics in training mode (the parameters still do not train); lesson 07 uses
+    it so that a stage waiting to be unfrozen handles BatchNorm as a trainable one does.
 
         >>> freeze(model)
         ['stem', 'layer1', 'layer2', 'layer3', 'layer4', 'head']

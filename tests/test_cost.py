@@ -1,9 +1,11 @@
-"""What training costs: the one FLOP counter and `throughput` (lessons 00 and 04, the benchmark).
+"""What training costs: the one FLOP counter, `throughput` (lessons 00 and 04, the benchmark) and
+`TrainTimer` (lesson 03).
 
 The explorer-facing cost functions (`training_flops`, `calibrate_seconds`, `freeze_table`, ...)
 are tested with the freeze explorer in test_widgets.py.
 """
 
+import time
 from collections import OrderedDict
 
 import pytest
@@ -11,9 +13,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ftlib.cost import throughput, training_flops, training_step_flops
+from ftlib.cost import TrainTimer, throughput, training_flops, training_step_flops
 from ftlib.freeze import apply_freeze_depth
 from ftlib.device import get_device
+from ftlib.train import fit
 
 
 def small_cnn() -> nn.Sequential:
@@ -78,3 +81,60 @@ def test_throughput_defaults_to_get_device_and_restores_the_model():
     assert not model.training
     for key, value in model.state_dict().items():
         assert torch.equal(value.cpu(), before[key]), key
+
+
+# --- TrainTimer: the training pass of a real fit, validation left out (lesson 03) ---------
+
+class SlowLoader:
+    """Yields the batches of `batches` after sleeping `delay` seconds once per pass."""
+
+    def __init__(self, batches, delay: float):
+        self.batches, self.delay = batches, delay
+
+    def __iter__(self):
+        time.sleep(self.delay)
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
+def tiny_batches(n: int = 3) -> list:
+    g = torch.Generator().manual_seed(0)
+    return [(torch.randn(4, 3, 8, 8, generator=g), torch.arange(4) % 5) for _ in range(n)]
+
+
+def test_train_timer_times_each_training_pass_and_leaves_validation_out():
+    model, timer = small_cnn(), TrainTimer()
+    history = fit(model, tiny_batches(), SlowLoader(tiny_batches(1), 0.3), 3,
+                  torch.optim.SGD(model.parameters(), lr=0.01), callbacks=[timer], quiet=True, device="cpu")
+    assert len(timer.seconds) == len(history) == 3
+    for timed, whole in zip(timer.seconds, history["time_s"]):
+        assert 0 < timed < whole
+        assert whole - timed >= 0.3          # the slow validation pass is in time_s only
+
+
+def test_train_timer_counts_a_slow_training_loader():
+    model, timer = small_cnn(), TrainTimer()
+    fit(model, SlowLoader(tiny_batches(), 0.2), None, 2, torch.optim.SGD(model.parameters(), lr=0.01),
+        callbacks=[timer], quiet=True, device="cpu")
+    assert all(t >= 0.2 for t in timer.seconds)   # loading is part of the training pass
+
+
+def test_train_timer_typical_is_the_median_and_needs_an_epoch():
+    timer = TrainTimer()
+    with pytest.raises(ValueError, match="no epoch"):
+        timer.typical()
+    timer.seconds = [9.0, 1.0, 2.0, 3.0, 2.5]     # a slow first epoch does not move the median much
+    assert timer.typical() == 2.5
+
+
+def test_train_timer_changes_nothing_in_training():
+    runs = []
+    for callbacks in ([], [TrainTimer()]):
+        model = small_cnn()
+        fit(model, tiny_batches(), None, 2, torch.optim.SGD(model.parameters(), lr=0.01),
+            callbacks=callbacks, quiet=True, device="cpu")
+        runs.append(model.state_dict())
+    for key, value in runs[0].items():
+        assert torch.equal(value, runs[1][key]), key

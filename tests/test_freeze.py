@@ -237,3 +237,21 @@ def test_only_named_stages(resnet):
     assert count_parameters(m, trainable=False) == numel(m.layer1)
     with pytest.raises(ValueError, match="'layer7'.*stem, layer1"):
         freeze(m, only=["layer2", "layer7"])
+
+
+def test_bn_train_policy_holds_through_stage_by_stage_unfreezing(resnet):
+    """Lesson 07's gradual arm: freeze(bn="train"), then unfreeze one stage at a time. Every
+    BatchNorm layer stays in training mode throughout, frozen stage or not, as in an arm that
+    trains everything from the start; the frozen stages' parameters still do not train."""
+    m = resnet
+    freeze(m, upto="layer1")           # the default policy first: stem and layer1 held in eval
+    freeze(m, bn="train")              # everything frozen, every BatchNorm released
+    assert all(bn_modes(m).values()) and trainable(m) == 0
+    for name in ("head", "layer4", "layer3"):
+        unfreeze(m, only=name)
+        assert all(bn_modes(m).values())
+    assert trainable(m) == numel(m.layer3, m.layer4, m.fc)
+    before = bn_state(m.layer2)
+    train_a_little(m)
+    assert not same(bn_state(m.layer2), before)  # a frozen stage's statistics move, as in the other arms
+    assert count_parameters(m, trainable=False) == numel(m.conv1, m.bn1, m.layer1, m.layer2)

@@ -215,3 +215,42 @@ def test_lr_find_needs_something_to_train():
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         lr_find(model, tiny_loader(), num_iter=5, device="cpu")
+
+
+def _range_test_by_hand(model, data, start_lr, end_lr, num_iter, smooth=0.05, diverge=4.0):
+    """The plain loop lesson 05 shows: exponential LR, bias-corrected smoothed loss, stop on divergence."""
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=start_lr, momentum=0.9)
+    batches = (b for _ in range(num_iter) for b in data)  # the loader, again and again
+    lrs, losses, average, lowest = [], [], 0.0, math.inf
+    model.train()
+    for step in range(num_iter):
+        lr = start_lr * (end_lr / start_lr) ** (step / (num_iter - 1))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = next(batches)
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if not math.isfinite(loss.item()):
+            break
+        average = (1 - smooth) * average + smooth * loss.item()
+        losses.append(average / (1 - (1 - smooth) ** (step + 1)))
+        lrs.append(lr)
+        lowest = min(lowest, losses[-1])
+        if losses[-1] > diverge * lowest:
+            break
+    return lrs, losses
+
+
+@pytest.mark.parametrize("end_lr", [1.0, 1e4])  # a curve that ends by itself, and one that diverges
+def test_lr_find_is_the_plain_loop_of_lesson_05(end_lr):
+    import copy
+    model = tiny_model()
+    model.stem.requires_grad_(False)
+    by_hand = _range_test_by_hand(copy.deepcopy(model), tiny_loader(), 1e-4, end_lr, 30)
+    found = lr_find(model, tiny_loader(), num_iter=30, start_lr=1e-4, end_lr=end_lr, device="cpu")
+    assert found.lrs == pytest.approx(by_hand[0], rel=1e-12)
+    assert found.losses == pytest.approx(by_hand[1], rel=1e-6)
+    if end_lr > 1e3:
+        assert len(found.lrs) < 30  # it stopped on divergence, like the loop
