@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
 def test_notebook_is_committed_clean(path):
-    assert nbtools.problems(json.loads(path.read_text())) == []
+    assert nbtools.problems(json.loads(path.read_text()), path.name) == []
 
 
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
@@ -138,3 +139,34 @@ def test_no_notebook_wraps_exercise_checks(path):
 def test_catches_a_check_finds_a_wrapper():
     assert catches_a_check("try:\n    ex.q1.check(a)\nexcept Exception as e:\n    print(e)")
     assert not catches_a_check("ex.q1.check(a)\ntry:\n    x = 1\nexcept Exception:\n    pass")
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_cells_stay_small_enough_to_read(path):
+    """One idea per cell: no code cell over 25 lines, no markdown cell over 250 words."""
+    cells = json.loads(path.read_text())["cells"]
+    long_code = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and len("".join(c["source"]).splitlines()) > 25]
+    long_text = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and len("".join(c["source"]).split()) > 250]
+    assert not long_code and not long_text, f"split cells {long_code} (code > 25 lines) and {long_text} (markdown > 250 words)"
+
+
+def test_colab_install_and_badges_point_at_the_release_tag_not_a_branch():
+    tag = nbtools.release_tag()
+    assert tag.startswith("v") and tag[1:] == tomllib.loads((Path(nbtools.ROOT) / "pyproject.toml").read_text())["project"]["version"]
+    cell = nbtools.colab_cell_source()
+    assert f"/archive/refs/tags/{tag}.zip" in cell and "heads" not in cell
+    badge = nbtools.colab_badge_source("04_freezing_layers.ipynb")
+    assert badge.endswith(f"/blob/{tag}/notebooks/04_freezing_layers.ipynb)")
+    readme = (Path(nbtools.ROOT) / "README.md").read_text()
+    assert nbtools.readme_badges() in readme and f"/{tag}?urlpath=lab/tree/notebooks" in nbtools.readme_badges()
+
+
+def test_the_generator_puts_the_badge_after_the_title_once(tmp_path):
+    nb = {"cells": [{"cell_type": "markdown", "source": ["# Title"], "metadata": {}},
+                    {"cell_type": "code", "source": ["x = 1"], "metadata": {}, "outputs": [], "execution_count": 3}],
+          "metadata": {}}
+    once = nbtools.clean(json.loads(json.dumps(nb)), "05_x.ipynb")
+    twice = nbtools.clean(json.loads(json.dumps(once)), "05_x.ipynb")
+    assert once == twice and nbtools.problems(twice, "05_x.ipynb") == []
+    assert [c["cell_type"] for c in twice["cells"]] == ["markdown", "markdown", "code", "code"]
+    assert "".join(twice["cells"][1]["source"]) == nbtools.colab_badge_source("05_x.ipynb")
