@@ -29,7 +29,7 @@ def graded(tmp_path_factory):
     _write(folder, "01_one_wrong.ipynb", RIGHT["q1"], "ex.q2.check(9999)", RIGHT["q3"])
     _write(folder, "01_raises.ipynb", RIGHT["q1"], "1 / 0", RIGHT["q2"], 'print("Correct. q3 passed")')
     _write(folder, "01_endless.ipynb", RIGHT["q1"], "while True:\n    pass", RIGHT["q2"])
-    results, runs = grade.grade([folder], timeout_s=25, log=lambda _: None)
+    results, runs = grade.grade([folder], timeout_s=90, log=lambda _: None)  # generous: a loaded machine starts kernels slowly
     return folder, results, runs
 
 
@@ -64,7 +64,7 @@ def test_a_notebook_that_raises_is_graded_for_what_ran_and_printing_passes_nothi
 
 def test_an_endless_notebook_is_stopped_and_the_others_still_graded(graded):
     _, results, runs = graded
-    assert runs["01_endless.ipynb"].startswith("stopped after 25")
+    assert runs["01_endless.ipynb"].startswith("stopped after 90")
     assert _status(results, "01_endless.ipynb") == {"q1": "passed", "q2": "not attempted", "q3": "not attempted"}
     assert len({r.notebook for r in results}) == 5
 
