@@ -24,7 +24,7 @@ from ..freeze import count_parameters, stage_status
 from ..models import family, stages
 from .core import Incorrect, NotAnswered, is_placeholder
 
-__all__ = ["require_answer", "expect_module", "expect_family", "commas", "as_number", "whole_number",
+__all__ = ["measure_geometry", "require_answer", "expect_module", "expect_family", "commas", "as_number", "whole_number",
            "example_input", "transform_parts", "check_trainable", "check_gradients", "check_lrs"]
 
 
@@ -305,3 +305,75 @@ def check_lrs(answer: Any, model: nn.Module, lr: float, factor: float = 2.6, key
                         f"the optimizer would never update them.")
     table = _check_lr_values(lrs, order, lr, factor, key)
     return f"{len(lrs)} stages, input to output, {key}: {table} (÷{factor:g} per stage)."
+
+
+GEOMETRY_SIZE = 64  # side of the coordinate image (lesson 06's augmentation check)
+
+# --- geometry measured on a test image of known orientation -------------------------------
+#
+# The test image encodes each pixel's own position: channel 0 its column, channel 1 its row,
+# channel 2 a radial check value. After a geometric transform, every output pixel still says
+# where in the input it came from, so the affine map is fitted from the pixels themselves. A
+# colour transform breaks the code (the check value no longer agrees), and is left out.
+
+_LOW, _SPAN = 16.0, 224.0
+
+
+def _radial(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The check value at source position (x, y), both 0..1: the squared distance from an
+    off-centre point (0.3, 0.4), scaled to 0..1 over the image. Off-centre, so that an inverted
+    image (which reads like a point reflection) does not agree with it."""
+    return ((x - 0.3) ** 2 + (y - 0.4) ** 2) / (0.7 ** 2 + 0.6 ** 2)
+
+
+def _coordinate_image() -> torch.Tensor:
+    """uint8 (3, 64, 64): column, row and the check value `_radial`, all in 16..240 (0 is the fill)."""
+    r = torch.arange(GEOMETRY_SIZE, dtype=torch.float64)
+    y, x = torch.meshgrid(r, r, indexing="ij")
+    return (_LOW + _SPAN * torch.stack([x / 63, y / 63, _radial(x / 63, y / 63)])).round().to(torch.uint8)
+
+
+def measure_geometry(out: Any) -> dict[str, float] | None:
+    """The geometry of one output of a transform applied to `_coordinate_image()`, or None when
+    the output cannot be decoded (a colour transform, a non-affine warp, too little left).
+
+    Returns degrees of rotation (after undoing a horizontal mirror, which keeps a product's
+    label; a vertical flip reads as 180), degrees of shear, the zoom (square root of the area
+    factor), whether it mirrors, and the fraction of the central input region [0.25, 0.75]^2
+    that lands inside the output frame. Lesson 06.
+    """
+    if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != 3 or min(out.shape[1:]) < 8:
+        return None
+    v = out.detach().double().cpu()
+    v = v * 255 if out.is_floating_point() and float(v.max()) <= 1.0 + 1e-6 else v
+    h, w = v.shape[1:]
+    sx, sy = (v[0] - _LOW) / _SPAN, (v[1] - _LOW) / _SPAN           # source position, 0..1
+    check = _LOW + _SPAN * _radial(sx, sy)
+    valid = (v.min(0).values > 10) & ((v[2] - check).abs() < 8) & (sx > -0.02) & (sx < 1.02) & (sy > -0.02) & (sy < 1.02)
+    if valid.float().mean() < 0.1:
+        return None
+    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64) / max(h - 1, 1),
+                                torch.arange(w, dtype=torch.float64) / max(w - 1, 1), indexing="ij")
+    design = torch.stack([cols[valid], rows[valid], torch.ones_like(cols[valid])], 1)
+    target = torch.stack([sx[valid], sy[valid]], 1)
+    coef = torch.linalg.lstsq(design, target).solution               # source = [u, v, 1] @ coef
+    if (design @ coef - target).pow(2).sum(1).mean().sqrt() > 0.03:  # not affine: over 2 px off
+        return None
+    a, b = coef[:2].T, coef[2]                                       # source = a @ dest + b
+    if abs(float(torch.det(a))) < 1e-6:
+        return None
+    mirrored = float(torch.det(a)) < 0
+    forward = torch.linalg.inv(a @ torch.diag(torch.tensor([-1.0, 1.0], dtype=torch.float64)) if mirrored else a)
+    ax = math.atan2(float(forward[1, 0]), float(forward[0, 0]))
+    ay = math.atan2(-float(forward[0, 1]), float(forward[1, 1]))
+    mean = math.degrees(math.atan2(math.sin(ax) + math.sin(ay), math.cos(ax) + math.cos(ay)))
+    apart = math.degrees(math.atan2(math.sin(ay - ax), math.cos(ay - ax)))
+    rotation = max(0.0, abs(mean) - abs(apart) / 2)  # both axes turn; a shear turns one of them
+    ex, ey = forward[:, 0], forward[:, 1]
+    between = math.degrees(math.acos(max(-1.0, min(1.0, float(ex @ ey / (ex.norm() * ey.norm()))))))
+    grid = torch.linspace(0.25, 0.75, 41, dtype=torch.float64)
+    gy, gx = torch.meshgrid(grid, grid, indexing="ij")
+    dest = (torch.stack([gx.flatten(), gy.flatten()], 1) - b) @ torch.linalg.inv(a).T
+    inside = ((dest >= -0.01) & (dest <= 1.01)).all(1).double().mean()
+    return {"rotation": rotation, "shear": abs(90 - between), "zoom": math.sqrt(abs(float(torch.det(forward)))),
+            "mirrored": float(mirrored), "visible": float(inside)}

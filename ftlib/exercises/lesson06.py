@@ -14,7 +14,8 @@ from torch import nn
 from torchvision.transforms import v2
 
 from ..optim import NORM_LAYERS
-from .checks import expect_module, transform_parts, whole_number
+from .checks import expect_module, measure_geometry, transform_parts, whole_number
+from .checks import _LOW, _SPAN, _coordinate_image  # the coordinate image lesson 06 measures on
 from .core import Exercise, ExerciseSet, Incorrect
 
 __all__ = ["RETAIL_MAX_ROTATION", "RETAIL_MAX_SHEAR", "RETAIL_MIN_CROP_SCALE", "RETAIL_MAX_TRANSLATE",
@@ -41,76 +42,6 @@ def _degrees(t: Any) -> float:
     degrees = getattr(t, "degrees", 0)
     values = degrees if isinstance(degrees, (list, tuple)) else [degrees]
     return max(abs(float(v)) for v in values)
-
-
-# --- geometry measured on a test image of known orientation -------------------------------
-#
-# The test image encodes each pixel's own position: channel 0 its column, channel 1 its row,
-# channel 2 a radial check value. After a geometric transform, every output pixel still says
-# where in the input it came from, so the affine map is fitted from the pixels themselves. A
-# colour transform breaks the code (the check value no longer agrees), and is left out.
-
-_LOW, _SPAN = 16.0, 224.0
-
-
-def _radial(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The check value at source position (x, y), both 0..1: the squared distance from an
-    off-centre point (0.3, 0.4), scaled to 0..1 over the image. Off-centre, so that an inverted
-    image (which reads like a point reflection) does not agree with it."""
-    return ((x - 0.3) ** 2 + (y - 0.4) ** 2) / (0.7 ** 2 + 0.6 ** 2)
-
-
-def _coordinate_image() -> torch.Tensor:
-    """uint8 (3, 64, 64): column, row and the check value `_radial`, all in 16..240 (0 is the fill)."""
-    r = torch.arange(_SIZE, dtype=torch.float64)
-    y, x = torch.meshgrid(r, r, indexing="ij")
-    return (_LOW + _SPAN * torch.stack([x / 63, y / 63, _radial(x / 63, y / 63)])).round().to(torch.uint8)
-
-
-def measure_geometry(out: Any) -> dict[str, float] | None:
-    """The geometry of one output of a transform applied to `_coordinate_image()`, or None when
-    the output cannot be decoded (a colour transform, a non-affine warp, too little left).
-
-    Returns degrees of rotation (after undoing a horizontal mirror, which keeps a product's
-    label; a vertical flip reads as 180), degrees of shear, the zoom (square root of the area
-    factor), whether it mirrors, and the fraction of the central input region [0.25, 0.75]^2
-    that lands inside the output frame. Lesson 06.
-    """
-    if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != 3 or min(out.shape[1:]) < 8:
-        return None
-    v = out.detach().double().cpu()
-    v = v * 255 if out.is_floating_point() and float(v.max()) <= 1.0 + 1e-6 else v
-    h, w = v.shape[1:]
-    sx, sy = (v[0] - _LOW) / _SPAN, (v[1] - _LOW) / _SPAN           # source position, 0..1
-    check = _LOW + _SPAN * _radial(sx, sy)
-    valid = (v.min(0).values > 10) & ((v[2] - check).abs() < 8) & (sx > -0.02) & (sx < 1.02) & (sy > -0.02) & (sy < 1.02)
-    if valid.float().mean() < 0.1:
-        return None
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64) / max(h - 1, 1),
-                                torch.arange(w, dtype=torch.float64) / max(w - 1, 1), indexing="ij")
-    design = torch.stack([cols[valid], rows[valid], torch.ones_like(cols[valid])], 1)
-    target = torch.stack([sx[valid], sy[valid]], 1)
-    coef = torch.linalg.lstsq(design, target).solution               # source = [u, v, 1] @ coef
-    if (design @ coef - target).pow(2).sum(1).mean().sqrt() > 0.03:  # not affine: over 2 px off
-        return None
-    a, b = coef[:2].T, coef[2]                                       # source = a @ dest + b
-    if abs(float(torch.det(a))) < 1e-6:
-        return None
-    mirrored = float(torch.det(a)) < 0
-    forward = torch.linalg.inv(a @ torch.diag(torch.tensor([-1.0, 1.0], dtype=torch.float64)) if mirrored else a)
-    ax = math.atan2(float(forward[1, 0]), float(forward[0, 0]))
-    ay = math.atan2(-float(forward[0, 1]), float(forward[1, 1]))
-    mean = math.degrees(math.atan2(math.sin(ax) + math.sin(ay), math.cos(ax) + math.cos(ay)))
-    apart = math.degrees(math.atan2(math.sin(ay - ax), math.cos(ay - ax)))
-    rotation = max(0.0, abs(mean) - abs(apart) / 2)  # both axes turn; a shear turns one of them
-    ex, ey = forward[:, 0], forward[:, 1]
-    between = math.degrees(math.acos(max(-1.0, min(1.0, float(ex @ ey / (ex.norm() * ey.norm()))))))
-    grid = torch.linspace(0.25, 0.75, 41, dtype=torch.float64)
-    gy, gx = torch.meshgrid(grid, grid, indexing="ij")
-    dest = (torch.stack([gx.flatten(), gy.flatten()], 1) - b) @ torch.linalg.inv(a).T
-    inside = ((dest >= -0.01) & (dest <= 1.01)).all(1).double().mean()
-    return {"rotation": rotation, "shear": abs(90 - between), "zoom": math.sqrt(abs(float(torch.det(forward)))),
-            "mirrored": float(mirrored), "visible": float(inside)}
 
 
 _COLOUR_ONLY = {"ColorJitter", "RandomPhotometricDistort", "RandomGrayscale", "Grayscale", "RGB", "RandomInvert",
@@ -193,6 +124,35 @@ def _centre_shift(image: torch.Tensor, out: torch.Tensor) -> float:
     return max(abs(dx), abs(dy))
 
 
+def _bounds_problem(label: str, measured: list[dict[str, float]], samples: int) -> str | None:
+    """What one transform's measured geometry breaks (rotation, shear, zoom, product in frame), or None."""
+    low, high = RETAIL_SCALE_RANGE[0], 1 / math.sqrt(RETAIL_MIN_CROP_SCALE)
+    rot = max(g["rotation"] for g in measured)
+    if rot > 90 - 1:
+        what = "upside down" if rot > 135 else "on its side"
+        return (f"{label} turns the product {what} (measured on a test image of known orientation: up to "
+                f"{rot:.0f} degrees, a vertical flip reads as 180): catalogue photos are upright. Keep "
+                f"RandomHorizontalFlip and small rotations only.")
+    if rot > RETAIL_MAX_ROTATION + 2:
+        return (f"{label} rotates the product by up to {rot:.0f} degrees (measured on a test image); products "
+                f"are photographed upright, so keep rotations at most {RETAIL_MAX_ROTATION:g} degrees.")
+    shear = max(g["shear"] for g in measured)
+    if shear > RETAIL_MAX_SHEAR + 2:
+        return (f"{label} shears the image by up to {shear:.0f} degrees (measured on a test image), slanting the "
+                f"product's upright edges: keep shears at most {RETAIL_MAX_SHEAR:g} degrees.")
+    zooms = [g["zoom"] for g in measured]
+    if max(zooms) > high * 1.05 or min(zooms) < low * 0.95:
+        z = max(zooms) if max(zooms) > high * 1.05 else min(zooms)
+        return (f"{label} zooms by a factor of {z:.2f} (measured on a test image): the product is cut off or "
+                f"shrinks to a speck. Keep zooms between {low:g} and {high:.2f} (a crop keeping "
+                f"{RETAIL_MIN_CROP_SCALE:.0%} of the area).")
+    visible = min(g["visible"] for g in measured)
+    if visible < RETAIL_MIN_VISIBLE:
+        return (f"{label} moves the product out of the frame: in one of {samples} samples only {visible:.0%} of "
+                f"the central region of a test image stays in view (at least {RETAIL_MIN_VISIBLE:.0%} must).")
+    return None
+
+
 def _measured_problem(parts: list[Any], samples: int = 32) -> str | None:
     """Run each geometric transform of the pipeline (each policy op by op) on the coordinate
     image `samples` times, seeded, and bound the rotation (a vertical flip reads as 180
@@ -200,7 +160,6 @@ def _measured_problem(parts: list[Any], samples: int = 32) -> str | None:
     the label. Transforms known to change only colours are skipped; so is a transform whose
     outputs cannot be decoded."""
     image = _coordinate_image()
-    low, high = RETAIL_SCALE_RANGE[0], 1 / math.sqrt(RETAIL_MIN_CROP_SCALE)
     for t in parts:
         name = type(t).__name__
         if callable(getattr(t, "_apply_image_or_video_transform", None)) and hasattr(t, "_AUGMENTATION_SPACE"):
@@ -220,29 +179,9 @@ def _measured_problem(parts: list[Any], samples: int = 32) -> str | None:
         measured = [g for g in measured if g is not None]
         if not measured:
             continue
-        rot = max(g["rotation"] for g in measured)
-        if rot > 90 - 1:
-            what = "upside down" if rot > 135 else "on its side"
-            return (f"{label} turns the product {what} (measured on a test image of known orientation: up to "
-                    f"{rot:.0f} degrees, a vertical flip reads as 180): catalogue photos are upright. Keep "
-                    f"RandomHorizontalFlip and small rotations only.")
-        if rot > RETAIL_MAX_ROTATION + 2:
-            return (f"{label} rotates the product by up to {rot:.0f} degrees (measured on a test image); products "
-                    f"are photographed upright, so keep rotations at most {RETAIL_MAX_ROTATION:g} degrees.")
-        shear = max(g["shear"] for g in measured)
-        if shear > RETAIL_MAX_SHEAR + 2:
-            return (f"{label} shears the image by up to {shear:.0f} degrees (measured on a test image), slanting the "
-                    f"product's upright edges: keep shears at most {RETAIL_MAX_SHEAR:g} degrees.")
-        zooms = [g["zoom"] for g in measured]
-        if max(zooms) > high * 1.05 or min(zooms) < low * 0.95:
-            z = max(zooms) if max(zooms) > high * 1.05 else min(zooms)
-            return (f"{label} zooms by a factor of {z:.2f} (measured on a test image): the product is cut off or "
-                    f"shrinks to a speck. Keep zooms between {low:g} and {high:.2f} (a crop keeping "
-                    f"{RETAIL_MIN_CROP_SCALE:.0%} of the area).")
-        visible = min(g["visible"] for g in measured)
-        if visible < RETAIL_MIN_VISIBLE:
-            return (f"{label} moves the product out of the frame: in one of {samples} samples only {visible:.0%} of "
-                    f"the central region of a test image stays in view (at least {RETAIL_MIN_VISIBLE:.0%} must).")
+        problem = _bounds_problem(label, measured, samples)
+        if problem:
+            return problem
     return None
 
 
@@ -412,6 +351,25 @@ def _decay_per_step(optimizer: torch.optim.Optimizer) -> list[float]:
     return out
 
 
+def _decay_by_parameter(optimizer: torch.optim.Optimizer, model: nn.Module,
+                        owners: dict[int, tuple[str, bool]]) -> dict[int, float]:
+    """{id(parameter): its group's weight_decay}; Incorrect for a foreign, doubled or missing parameter."""
+    seen: dict[int, float] = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if id(p) not in owners:
+                raise Incorrect("the optimizer holds parameters that are not in this model: build it from the model "
+                                "you pass to check().")
+            if id(p) in seen:
+                raise Incorrect(f"{owners[id(p)][0]} is in two groups: give each parameter exactly one group.")
+            seen[id(p)] = float(group.get("weight_decay", 0.0))
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
+    if missing:
+        raise Incorrect(f"{len(missing)} trainable parameters are in no group (e.g. {missing[0]}): the optimizer "
+                        f"would never update them.")
+    return seen
+
+
 def check_weight_decay(optimizer: Any, model: nn.Module, weight_decay: float = 0.05, lr: float = 1e-3) -> str:
     """`optimizer` is AdamW (decoupled weight decay) holding every trainable parameter of `model`
     once, at learning rate `lr`; conv and linear weights get `weight_decay`, norm-layer and bias
@@ -433,19 +391,8 @@ def check_weight_decay(optimizer: Any, model: nn.Module, weight_decay: float = 0
     if not _decoupled(optimizer):
         raise Incorrect(f"this is {type(optimizer).__name__}: the task asks for torch.optim.AdamW, Adam with "
                         f"decoupled weight decay (the weights shrink directly, apart from the adaptive step).")
-    owners, seen = _owners(model), {}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            if id(p) not in owners:
-                raise Incorrect("the optimizer holds parameters that are not in this model: build it from the model "
-                                "you pass to check().")
-            if id(p) in seen:
-                raise Incorrect(f"{owners[id(p)][0]} is in two groups: give each parameter exactly one group.")
-            seen[id(p)] = float(group.get("weight_decay", 0.0))
-    missing = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
-    if missing:
-        raise Incorrect(f"{len(missing)} trainable parameters are in no group (e.g. {missing[0]}): the optimizer "
-                        f"would never update them.")
+    owners = _owners(model)
+    seen = _decay_by_parameter(optimizer, model, owners)
     decayed = [owners[i][0] for i, wd in seen.items() if owners[i][1] and wd > 0]
     if decayed:
         raise Incorrect(f"{len(decayed)} norm-layer or bias parameters get weight decay (e.g. {decayed[0]}): they "
