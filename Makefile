@@ -14,7 +14,7 @@ PYTEST_ARGS   ?=
 # Free disk a fresh .venv needs (PyTorch with its CUDA libraries: about 6 GB); 0 skips the check.
 MIN_FREE_GB   ?= 6.5
 
-.PHONY: install lab test unit notebooks doctor bench times sweep solutions gpu-check fetch clean
+.PHONY: install lab test unit notebooks doctor bench times sweep memory solutions gpu-check fetch clean
 
 install: $(STAMP)
 
@@ -60,6 +60,11 @@ SEEDS ?= 0 1 2
 BUDGET ?= quick
 sweep: install
 	$(BIN)/python -m ftlib.bench.claims notebooks/[0-9]*.ipynb --seeds $(SEEDS) --budget $(BUDGET) --json claims_sweep.json
+
+# Peak memory of every lesson (offline, quick budget) and of the real-data loaders on full-size
+# local copies of the publishers' files; fails when one is over 1.5 GiB (about 15 minutes).
+memory: install
+	$(BIN)/python -m ftlib.bench.memory --json memory.json
 
 # Solved copies of every lesson for instructors, in solutions/ (not committed); then
 # `.venv/bin/python -m ftlib.grade solutions/` shows every exercise passed.

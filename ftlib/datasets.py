@@ -45,12 +45,13 @@ if TYPE_CHECKING:
     from .course.sources import Source
 
 __all__ = ["load_dataset", "load_image_folder", "load_image", "load_photos", "to_rgb", "fetch_dataset",
-           "fetch_file", "is_cached", "tensor_cache_path", "DamagedCacheError", "DATASET_NAMES", "IMAGE_EXTENSIONS"]
+           "cache_dataset", "native_size", "fetch_file", "is_cached", "tensor_cache_path", "DamagedCacheError", "DATASET_NAMES", "IMAGE_EXTENSIONS"]
 
 DATASET_NAMES = ("medical", "satellite", "retail")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "val", "test")
 RETAIL_VAL_PER_CLASS, RETAIL_VAL_SEED = 1000, 0
+FASHION_PX, EUROSAT_PX = 28, 64  # the size of the images in the publishers' files
 _UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
@@ -308,11 +309,14 @@ def _medmnist_size(size: int) -> int:
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, C, h, w) -> uint8 (N, C, size, size), antialiased, in chunks to bound memory."""
+    """uint8 (N, C, h, w) -> uint8 (N, C, size, size), antialiased, 2,048 images at a time, each
+    chunk written straight into the one output tensor (so the peak holds one resized copy)."""
     if images.shape[-2:] == (size, size):
         return images.contiguous()
-    chunks = [TF.resize(c, [size, size], antialias=True) for c in images.split(2048)]
-    return torch.cat(chunks)
+    out = torch.empty((len(images), images.shape[1], size, size), dtype=torch.uint8)
+    for start in range(0, len(images), 2048):
+        out[start:start + 2048] = TF.resize(images[start:start + 2048], [size, size], antialias=True)
+    return out
 
 
 def _gray_to_rgb(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -322,17 +326,17 @@ def _gray_to_rgb(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def _build_medical(size: int) -> dict:
-    """PneumoniaMNIST from its .npz: official splits, labels 0 normal / 1 pneumonia."""
+    """PneumoniaMNIST from the .npz of the release for `size` px, at the release's size (grey,
+    shown as RGB without copying): official splits, labels 0 normal / 1 pneumonia."""
     release = _medmnist_size(size)
     path = fetch_file(_sources().MEDICAL[release])
     with np.load(path) as npz:
         missing = [f"{s}_{k}" for s in SPLITS for k in ("images", "labels") if f"{s}_{k}" not in npz.files]
         if missing:
             raise ValueError(f"{path} lacks {missing}: it is not a MedMNIST file. Delete it and fetch again.")
-        out = {s: (_resize(_gray_to_rgb(npz[f"{s}_images"]), size),
+        out = {s: (_gray_to_rgb(npz[f"{s}_images"]),
                    torch.as_tensor(npz[f"{s}_labels"].reshape(-1).astype(np.int64))) for s in SPLITS}
-    about = (f"PneumoniaMNIST (MedMNIST v2 / MedMNIST+, CC BY 4.0): pediatric chest X-rays, {release} px release"
-             + (f" resized to {size} px" if release != size else ""))
+    about = f"PneumoniaMNIST (MedMNIST v2 / MedMNIST+, CC BY 4.0): pediatric chest X-rays, {release} px release"
     return {"splits": out, "description": about}
 
 
@@ -356,7 +360,8 @@ def _eurosat_folder() -> Path:
 
 
 def _build_satellite(size: int) -> dict:
-    """EuroSAT RGB through torchvision.datasets.EuroSAT, split by the stored seeded split."""
+    """EuroSAT RGB through torchvision.datasets.EuroSAT, split by the stored seeded split, at
+    the tiles' own 64 px (`size` is not used: one decoded copy serves every size)."""
     from torchvision.datasets import EuroSAT
 
     from .course.eurosat_split import read_split
@@ -373,10 +378,11 @@ def _build_satellite(size: int) -> dict:
         if missing:
             raise ValueError(f"EuroSAT files listed in the stored split are missing, e.g. {missing[:3]}. "
                              f"Delete {data_dir() / 'eurosat'} and fetch again.")
-        images = [load_image(folder / n, size) for _, n in progress(names, desc=f"decoding EuroSAT {s}")]
-        out[s] = (torch.stack(images), torch.tensor([c for c, _ in names], dtype=torch.int64))
-    about = (f"EuroSAT RGB (Sentinel-2 land cover, MIT licence): 64 px tiles"
-             + (f" resized to {size} px" if size != 64 else "") + ", seeded 60/20/20 split")
+        images = torch.empty((len(names), 3, EUROSAT_PX, EUROSAT_PX), dtype=torch.uint8)
+        for i, (_, n) in enumerate(progress(names, desc=f"decoding EuroSAT {s}")):
+            images[i] = load_image(folder / n, EUROSAT_PX)
+        out[s] = (images, torch.tensor([c for c, _ in names], dtype=torch.int64))
+    about = "EuroSAT RGB (Sentinel-2 land cover, MIT licence): 64 px tiles, seeded 60/20/20 split"
     return {"splits": out, "description": about}
 
 
@@ -405,18 +411,18 @@ def _carve_val(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
 
 
 def _build_retail(size: int) -> dict:
-    """Fashion-MNIST through torchvision.datasets.FashionMNIST; val = 1,000 per class of train."""
+    """Fashion-MNIST through torchvision.datasets.FashionMNIST at its own 28 px (grey, shown as
+    RGB without copying); val = 1,000 per class of train. `size` is not used."""
     from torchvision.datasets import FashionMNIST
 
     root = _fashion_raw()
     train, test = FashionMNIST(str(root), train=True), FashionMNIST(str(root), train=False)
     labels = train.targets.long()
     is_val = _carve_val(labels, RETAIL_VAL_PER_CLASS, RETAIL_VAL_SEED)
-    out = {"train": (_resize(_gray_to_rgb(train.data[~is_val]), size), labels[~is_val]),
-           "val": (_resize(_gray_to_rgb(train.data[is_val]), size), labels[is_val]),
-           "test": (_resize(_gray_to_rgb(test.data), size), test.targets.long())}
-    about = (f"Fashion-MNIST (Zalando product images, MIT licence): 28 px grayscale as RGB"
-             + (f", resized to {size} px" if size != 28 else ""))
+    out = {"train": (_gray_to_rgb(train.data[~is_val]), labels[~is_val]),
+           "val": (_gray_to_rgb(train.data[is_val]), labels[is_val]),
+           "test": (_gray_to_rgb(test.data), test.targets.long())}
+    about = "Fashion-MNIST (Zalando product images, MIT licence): 28 px grayscale as RGB"
     return {"splits": out, "description": about}
 
 
@@ -435,9 +441,16 @@ def load_photos(size: int = 224) -> tuple[torch.Tensor, list[str]]:
 # --- the tensor cache and the world choice ------------------------------------------------------
 
 
+def native_size(name: str, size: int) -> int:
+    """The size the publisher's files hold the images of `name` at, when `size` px is asked for:
+    28 (Fashion-MNIST), 64 (EuroSAT), the MedMNIST release `size` is read from."""
+    return {"retail": FASHION_PX, "satellite": EUROSAT_PX}.get(name) or _medmnist_size(size)
+
+
 def tensor_cache_path(name: str, size: int) -> Path:
-    """Where the decoded uint8 tensors of data set `name` at `size` px are kept."""
-    return data_dir() / "tensors" / f"{name}-{size}px.pt"
+    """Where the decoded uint8 tensors of data set `name` are kept for `size` px: at their
+    `native_size`, so one file serves every size (each load resizes only what it keeps)."""
+    return data_dir() / "tensors" / f"{name}-{native_size(name, size)}px.pt"
 
 
 def _raw_paths(name: str, size: int) -> list[Path]:
@@ -502,8 +515,9 @@ def _save_tensor_cache(name: str, size: int, saved: dict) -> None:
     os.replace(tmp, cache)
 
 
-def fetch_dataset(name: str, size: int = 64) -> DataSplits:
-    """The real data set `name` at `size` px: from the tensor cache, else downloaded, decoded and cached.
+def cache_dataset(name: str, size: int = 64) -> DataSplits:
+    """The real data set `name` at the size its files hold (`native_size`): from the tensor
+    cache, else downloaded, decoded once and cached. What `data_scripts.fetch` prepares.
 
     A damaged tensor cache is rebuilt from the source files when they are there; a
     read-only cache is only read. Raises `OfflineError` (offline world, fetch command),
@@ -519,6 +533,22 @@ def fetch_dataset(name: str, size: int = 64) -> DataSplits:
     names = CLASS_NAMES[name]
     parts = [TensorImageDataset(saved[f"{s}_images"], saved[f"{s}_labels"], names) for s in SPLITS]
     return DataSplits(name, "real", saved["description"], list(names), *parts)
+
+
+def fetch_dataset(name: str, size: int = 64, *, per_class: tuple[int, int, int] | None = None,
+                  seed: int = 0) -> DataSplits:
+    """The real data set `name` at `size` px (`cache_dataset`, then resized), or only
+    `per_class=(train, val, test)` images of each class, drawn with `seed`: those are chosen
+    first and only they are resized, so a small subset stays small in memory (Fashion-MNIST
+    at 64 px whole is 820 MiB). Raises what `cache_dataset` raises."""
+    splits = _subset(cache_dataset(name, size), per_class, seed)
+    native = native_size(name, size)
+    if native != size:
+        splits.description += f", resized to {size} px"
+        for s in SPLITS:
+            part = getattr(splits, s)
+            setattr(splits, s, TensorImageDataset(_resize(part.images, size), part.labels, part.class_names))
+    return splits
 
 
 def _check_name(name: str) -> None:
@@ -564,7 +594,7 @@ def load_dataset(name: str, source: str = "auto", *, size: int = 64, seed: int =
         splits = _standin(name, size, seed, per_class)
     else:
         try:
-            splits = _subset(fetch_dataset(name, size), per_class, seed)
+            splits = fetch_dataset(name, size, per_class=per_class, seed=seed)
         except DownloadError as err:
             if source == "real":
                 raise

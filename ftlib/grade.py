@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["Result", "grade", "notebooks_in", "run_notebook", "format_table", "write_csv", "main", "LOG_ENV"]
+__all__ = ["Result", "grade", "notebooks_in", "run_notebook", "execute_cells", "format_table", "write_csv", "main", "LOG_ENV"]
 
 LOG_ENV = "FTLIB_GRADE_LOG"
 STATUSES = ("passed", "wrong", "error", "not attempted")
@@ -73,18 +73,23 @@ def _child_env(log: Path) -> dict[str, str]:
     return env
 
 
+def execute_cells(nb, folder: Path) -> list[int]:
+    """Run every cell of the notebook `nb` (in place) in a fresh kernel started in `folder`,
+    going on after errors; the indices of the code cells that raised."""
+    import nbclient
+
+    client = nbclient.NotebookClient(nb, allow_errors=True, kernel_name="python3",
+                                     resources={"metadata": {"path": str(folder)}})
+    client.execute()
+    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+
+
 def _execute(path: Path) -> int:
     """In the child process: run every cell of `path` in a fresh kernel, going on after errors."""
-    import nbclient
     import nbformat
 
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, allow_errors=True, kernel_name="python3",
-                                     resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
-    errors = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-              and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-    print(json.dumps({"error_cells": errors}))
+    print(json.dumps({"error_cells": execute_cells(nbformat.read(path, as_version=4), path.parent)}))
     return 0
 
 

@@ -293,7 +293,7 @@ def test_medical_uses_the_next_published_size_and_resizes(monkeypatch, tmp_path,
     (tmp_path / "cache" / source.path).write_bytes(data)  # placed by an instructor: no network needed
     splits = ds.load_dataset("medical", "auto", size=32)  # 32 px -> the 64 px release, resized
     assert splits.source == "real" and splits.train.images.shape == (6, 3, 32, 32)
-    assert "64 px release resized to 32 px" in splits.description
+    assert "64 px release, resized to 32 px" in splits.description
 
 
 def test_corrupt_cached_file_is_not_used(monkeypatch, tmp_path, no_network, capsys):
@@ -375,6 +375,25 @@ def test_retail_from_served_idx_files(monkeypatch, tmp_path):
     assert torch.equal(splits.test.images[:, 2], torch.as_tensor(test_x, dtype=torch.uint8))
     rebuilt = torch.cat([splits.train.images, splits.val.images])[:, 0].reshape(20 + 10, -1)
     assert sorted(map(tuple, rebuilt.tolist())) == sorted(map(tuple, train_x.reshape(30, -1).tolist()))
+
+
+def test_one_cache_serves_every_size_and_a_subset_is_chosen_before_resizing(monkeypatch, tmp_path, no_network):
+    data, arrays = fake_medmnist(n=(40, 10, 10), px=64)
+    source = sources.Source("medmnist/pneumoniamnist_64.npz", "http://127.0.0.1:9/x", md5=md5(data))
+    monkeypatch.setitem(sources.MEDICAL, 64, source)
+    (tmp_path / "cache" / "medmnist").mkdir(parents=True)
+    (tmp_path / "cache" / source.path).write_bytes(data)
+    whole = ds.fetch_dataset("medical", 48)
+    cache = ds.tensor_cache_path("medical", 48)
+    assert cache == ds.tensor_cache_path("medical", 64) and cache.name == "medical-64px.pt"
+    assert torch.load(cache, weights_only=True)["train_images"].shape[-1] == 64  # kept at the release's size
+    picked = ds.fetch_dataset("medical", 48, per_class=(3, 2, None), seed=5)
+    assert picked.train.class_counts() == [3, 3] and picked.val.class_counts() == [2, 2] and len(picked.test) == 10
+    # the same images as resizing everything, then drawing the subset with the same seed
+    assert torch.equal(picked.train.images, whole.train.subset(3, 5).images)
+    assert picked.train.images.shape[1:] == (3, 48, 48) and picked.train.images.is_contiguous()
+    native = ds.cache_dataset("medical", 48)
+    assert native.train.images.shape[1:] == (3, 64, 64) and "resized" not in native.description
 
 
 # --- choosing the world ------------------------------------------------------------------------------
