@@ -9,7 +9,8 @@ from torch import nn
 
 from ftlib.bench import speed as bench
 
-TINY = dict(n_train=32, n_test=32, size=32, batch=16, repeats=1, epochs=1, standin_per_class=(2, 1, 2))
+TINY = dict(n_train=32, n_test=32, size=32, batch=16, repeats=1, epochs=1, standin_per_class=(2, 1, 2),
+            parity_seeds=2, parity_steps=2, parity_per_class=2)
 
 
 def test_bench_reports_every_key(tmp_path):
@@ -22,9 +23,14 @@ def test_bench_reports_every_key(tmp_path):
     # same frozen features, same head init, same order: the two probes agree closely
     assert result["cached_probe_acc_delta"] <= 1 / 30 + 1e-9
     assert result["probe_chance"] == 0.1 and 0 <= result["probe_acc"] <= 1
-    if result["machine"]["native_bf16"]:  # the fast path is timed at the workload's batch and at 32
-        assert set(result["cpu_fast_path_speedup_by_batch"]) == {16, 32}
+    if result["machine"]["native_bf16"]:  # the fast path is timed at the workload's batch, 32 and 128
+        assert set(result["cpu_fast_path_speedup_by_batch"]) == {16, 32, 128}
         assert result["cpu_fast_path_speedup"] == result["cpu_fast_path_speedup_by_batch"][16]
+        parity = result["fast_path_parity"]
+        assert len(result["fp32_acc"]) == len(result["fast_acc"]) == 2 and parity["steps"] == 2
+        diffs = [f - a for f, a in zip(result["fast_acc"], result["fp32_acc"])]
+        assert result["fast_path_acc_delta"] == pytest.approx(sum(diffs) / 2)
+        assert result["fast_gflops_ratio_bf16"] > 0 and "fast_path_acc_delta" in result["meets_targets"]
     json.dumps(result)  # JSON-ready
 
 
@@ -65,6 +71,15 @@ def test_prefix_cache_is_judged_against_its_own_flop_ceiling():
     text = bench._report(result)
     assert ">= 0.8 x ceiling = 1.128 ok" in text and ">= 0.8 x ceiling = 1.760 MISSED" in text
     assert bench._meets_targets({"prefix_cache_speedup": 1.2}) == {}     # no ceiling measured: nothing judged
+
+
+def test_parity_is_met_within_a_point_or_two_standard_errors():
+    judged = lambda **p: bench._meets_targets({"fast_path_parity": p})["fast_path_acc_delta"]  # noqa: E731
+    assert judged(within_1_point=True, within_2_se=False) and judged(within_1_point=False, within_2_se=True)
+    assert not judged(within_1_point=False, within_2_se=False)
+    text = bench._report({"fast_path_acc_delta": -0.004, "fast_path_parity": {"within_1_point": True, "within_2_se": True},
+                          "meets_targets": {"fast_path_acc_delta": True}})
+    assert "fast_path_acc_delta" in text and "-0.004" in text and "or <= 2 se ok" in text
 
 
 def test_training_flops_match_a_hand_count():

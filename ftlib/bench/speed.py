@@ -13,7 +13,9 @@ sides alternate (A, B, A, B, ...) and the median of each side is used.
 | `prefix_cache_flop_ceiling` | the same ratio counted in FLOPs: the most caching can give     |
 | `..._layer3`               | the same two, with stem..layer3 frozen (4 of 6 stages)          |
 | `cpu_fast_path_speedup`    | throughput of `fit(precision="fast")` / a plain fp32 loop       |
+| `fast_path_acc_delta`      | mean paired test-accuracy difference, fast path - fp32: the course backbone fine-tuned on the retail stand-in, same start and batches, `parity_steps` steps, `parity_seeds` seeds (`..._se`: its standard error) |
 | `achieved_gflops_ratio`    | training GFLOP/s of `fit` (fp32) / fp32 matmul GFLOP/s          |
+| `fast_gflops_ratio_bf16`   | training GFLOP/s of the fast path / bf16 matmul GFLOP/s: how much of the chip's bf16 it uses |
 | `standin_generation_s`     | {domain: wall seconds} to draw each stand-in at the CI size (reported, not judged) |
 | `transfer`                 | per stand-in, mean of 3 seeds: scratch, linear-probe and fine-tune |
 |                            | accuracy, chance, each seed's gain, the probe of each stage's output |
@@ -22,6 +24,7 @@ sides alternate (A, B, A, B, ...) and the median of each side is used.
 | target                     | met when                                                        |
 | -------------------------- | --------------------------------------------------------------- |
 | each key of `TARGETS`      | the ratio is at least (a `..._delta`: at most) its target        |
+| `fast_path_acc_delta`      | within 1 point of zero, or within two standard errors of zero     |
 | `prefix_cache_speedup`, `prefix_cache_speedup_layer3` | at least `PREFIX_CEILING_SHARE` (0.8) of its `prefix_cache_flop_ceiling`: caching saves at most the frozen prefix's FLOPs, so it is judged against them |
 | `transfer_gain_<stand-in>` | fine-tuning the offline backbone beats scratch by at least `TRANSFER_GAIN_TARGET` (5 points) on that stand-in |
 | `transfer_gain_mean`       | and by at least `TRANSFER_MEAN_GAIN_TARGET` (7 points) on average over the stand-ins |
@@ -60,11 +63,13 @@ __all__ = ["run", "main", "SIZES", "TARGETS"]
 # ResNet-18 at 64 px in batches of 64: on the 2-core reference machine it trains at 169 img/s
 # in fp32 and 332 img/s with bf16 autocast.
 SIZES = {
-    "quick": dict(n_train=320, n_test=320, size=64, batch=64, repeats=3, epochs=3, standin_per_class=CI_PER_CLASS),
-    "full": dict(n_train=1280, n_test=1000, size=64, batch=64, repeats=5, epochs=5, standin_per_class=CI_PER_CLASS),
+    "quick": dict(n_train=384, n_test=320, size=64, batch=64, repeats=3, epochs=3, standin_per_class=CI_PER_CLASS,
+                  parity_seeds=3, parity_steps=200, parity_per_class=50),
+    "full": dict(n_train=1280, n_test=1000, size=64, batch=64, repeats=5, epochs=5, standin_per_class=CI_PER_CLASS,
+                 parity_seeds=5, parity_steps=300, parity_per_class=100),
 }
 TARGETS = {"fit_vs_bare_loop": 0.95, "cached_probe_speedup": 10.0, "cached_probe_acc_delta": 0.01,
-           "cpu_fast_path_speedup": 1.7}
+           "cpu_fast_path_speedup": 2.0}
 PREFIX_CEILING_SHARE = 0.8  # prefix caching reaches at least 80 % of its FLOP ceiling (stem..layer2, stem..layer3)
 TRANSFER_GAIN_TARGET = 0.05  # fine-tuning the offline backbone beats scratch by >= 5 points on each stand-in
 TRANSFER_MEAN_GAIN_TARGET = 0.07  # ... and by >= 7 points on average over the stand-ins
@@ -127,7 +132,7 @@ def _resnet(classes: int) -> nn.Module:
 
 def bench_fit_overhead(cfg: dict) -> dict:
     """`fit` vs the bare loop, fp32 on both sides; also `fit(precision="fast")` vs the bare fp32 loop,
-    at the workload's batch size and at 32.
+    at the workload's batch size and at 32 and 128.
 
     The fast path gains more with larger batches: autocast makes the bf16 copies of the
     weights once per step, and the fp32 optimizer step costs the same on both sides.
@@ -145,7 +150,7 @@ def bench_fit_overhead(cfg: dict) -> dict:
     if not cpu_has_native_bf16():
         return {**out, "cpu_fast_path_speedup": None, "fast_path_note": "this CPU has no native bf16: fast path not used"}
     by_batch = {}
-    for batch in sorted({cfg["batch"], 32}, reverse=True):
+    for batch in sorted({cfg["batch"], 32, 128}, reverse=True):
         batches = _loader(x, y, batch)
         bare = lambda: _timed(lambda: _bare_epoch(model, batches, opt))  # noqa: E731
         fast = lambda: _timed(lambda: fit(fast_model, batches, None, 1, fast_opt, precision=Precision(fast=True), **QUIET))  # noqa: E731
@@ -156,20 +161,36 @@ def bench_fit_overhead(cfg: dict) -> dict:
     return {**out, "cpu_fast_path_speedup_by_batch": by_batch}
 
 
-def _fast_path_accuracy(cfg: dict) -> dict:
-    """Test accuracy after the same short fine-tune of the course backbone on the retail
-    stand-in, in fp32 and with the bf16 fast path (batches of 32: enough steps to learn)."""
-    x, y, xt, yt = _standin(cfg["n_train"] // 10, seed=1)
-    accs = {}
-    for fast in (False, True):
-        torch.manual_seed(0)
-        model = _pretrained_backbone(10)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        fit(model, _loader(x, y, min(cfg["batch"], 32), seed=0), None, cfg["epochs"], opt,
-            precision=Precision(fast=fast), **QUIET)
-        with torch.no_grad():
-            accs[fast] = accuracy(model.eval()(xt), yt)
-    return {"fp32_acc": accs[False], "fast_acc": accs[True], "fast_path_acc_delta": abs(accs[True] - accs[False])}
+def _fine_tune_accuracy(data: tuple, fast: bool, seed: int, steps: int, batch: int) -> float:
+    """Test accuracy of the course backbone fine-tuned for exactly `steps` SGD steps of `batch`
+    images (seeded: the same start and batches for both precisions), fp32 or the fast path."""
+    x, y, xt, yt = data
+    torch.manual_seed(seed)
+    model = _pretrained_backbone(10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    order = torch.utils.data.RandomSampler(range(len(x)), num_samples=steps * batch,
+                                           generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch, sampler=order)
+    fit(model, loader, None, 1, opt, precision=Precision(fast=fast), **QUIET)
+    with torch.no_grad():
+        return accuracy(model.eval()(xt), yt)
+
+
+def bench_fast_path_parity(cfg: dict) -> dict:
+    """Accuracy parity, paired: for each seed, the same fine-tune (same start, batches and steps)
+    in fp32 and with the fast path; the mean paired difference (fast - fp32), its standard
+    error, and whether it is within 1 point or within two standard errors of zero."""
+    seeds, steps, batch = cfg["parity_seeds"], cfg["parity_steps"], 32
+    data = _standin(cfg["parity_per_class"], seed=1)
+    fp32 = [_fine_tune_accuracy(data, False, seed, steps, batch) for seed in range(seeds)]
+    fast = [_fine_tune_accuracy(data, True, seed, steps, batch) for seed in range(seeds)]
+    diffs = [f - a for f, a in zip(fast, fp32)]
+    mean = statistics.fmean(diffs)
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+    return {"fp32_acc": fp32, "fast_acc": fast, "fast_path_acc_delta": mean, "fast_path_acc_delta_se": se,
+            "fast_path_parity": {"seeds": seeds, "steps": steps, "batch": batch, "test_images": len(data[2]),
+                                 "fp32_mean": statistics.fmean(fp32), "fast_mean": statistics.fmean(fast),
+                                 "within_1_point": abs(mean) <= 0.01, "within_2_se": abs(mean) <= 2 * se}}
 
 
 def _train_head(head: nn.Module, loader: DataLoader, epochs: int, lr: float = 0.05, adam: bool = False) -> float:
@@ -272,14 +293,19 @@ def training_flops_per_image(model: nn.Module, size: int, batch: int = 8) -> flo
     return training_step_flops(model, (batch, 3, size, size)) / batch
 
 
-def bench_gflops(cfg: dict, fit_img_s: float) -> dict:
+def bench_gflops(cfg: dict, fit_img_s: float, fast_img_s: float | None = None) -> dict:
+    """Training GFLOP/s of fp32 `fit` (and of the fast path) against the matmul GFLOP/s of the
+    same precision, measured in the same run: the share of the chip that training uses."""
     flops = training_flops_per_image(_resnet(10), cfg["size"])
     achieved = flops * fit_img_s / 1e9
     fp32 = matmul_gflops()
     out = {"achieved_gflops_ratio": achieved / fp32, "fit_training_gflops": achieved, "matmul_fp32_gflops": fp32,
            "training_gflop_per_image": flops / 1e9}
     if cpu_has_native_bf16():
-        out["matmul_bf16_gflops"] = matmul_gflops(dtype=torch.bfloat16)
+        bf16 = matmul_gflops(dtype=torch.bfloat16)
+        out.update(matmul_bf16_gflops=bf16, matmul_bf16_vs_fp32=bf16 / fp32)
+        if fast_img_s:
+            out.update(fast_training_gflops=flops * fast_img_s / 1e9, fast_gflops_ratio_bf16=flops * fast_img_s / 1e9 / bf16)
     return out
 
 
@@ -302,7 +328,7 @@ def run(mode: str = "quick", transfer: bool = True, log: Callable[[str], None] =
                                                "native_bf16": cpu_has_native_bf16()},
                     "workload": {**cfg, "model": "resnet18"}}
     for name, step in [("fit overhead and CPU fast path", lambda: bench_fit_overhead(cfg)),
-                       ("fast path accuracy", lambda: _fast_path_accuracy(cfg) if cpu_has_native_bf16() else {}),
+                       ("fast path accuracy, paired seeds", lambda: bench_fast_path_parity(cfg) if cpu_has_native_bf16() else {}),
                        ("cached linear probe", lambda: bench_cached_probe(cfg)),
                        ("prefix caching", lambda: bench_prefix_cache(cfg)),
                        ("prefix caching, 4 of 6 stages frozen", lambda: bench_prefix_cache(cfg, upto="layer3")),
@@ -310,7 +336,7 @@ def run(mode: str = "quick", transfer: bool = True, log: Callable[[str], None] =
         start = time.perf_counter()
         result.update(step())
         log(f"  {name}: {time.perf_counter() - start:.0f} s")
-    result.update(bench_gflops(cfg, result["fit_img_s"]))
+    result.update(bench_gflops(cfg, result["fit_img_s"], result.get("fast_img_s")))
     if transfer:
         from .transfer import transfer_benchmark
         start = time.perf_counter()
@@ -325,6 +351,9 @@ def _meets_targets(result: dict) -> dict[str, bool]:
     its FLOP ceiling, `transfer_gain_<domain>` per stand-in and `transfer_gain_mean`."""
     met = {k: (result[k] <= t if k.endswith("delta") else result[k] >= t)
            for k, t in TARGETS.items() if result.get(k) is not None}
+    parity = result.get("fast_path_parity")
+    if parity:
+        met["fast_path_acc_delta"] = parity["within_1_point"] or parity["within_2_se"]
     for key in ("prefix_cache_speedup", "prefix_cache_speedup_layer3"):
         if result.get(key) is not None and result.get(_ceiling_key(key)) is not None:
             met[key] = result[key] >= PREFIX_CEILING_SHARE * result[_ceiling_key(key)]
@@ -354,6 +383,8 @@ def _mean_gain(gains) -> float:
 def _target_text(result: dict, key: str) -> str:
     """How the report shows `key`'s target and whether it was met ("" for a key without one)."""
     met = "ok" if result["meets_targets"].get(key) else "MISSED"
+    if key == "fast_path_acc_delta" and key in result["meets_targets"]:
+        return f"|delta| <= 0.01 or <= 2 se {met}"
     if key in TARGETS:
         return ("<= " if key.endswith("delta") else ">= ") + f"{TARGETS[key]:g} {met}"
     if key.startswith("prefix_cache_speedup") and key in result["meets_targets"]:
@@ -385,7 +416,8 @@ def _report(result: dict) -> str:
     lines = [f"{'key':<34} {'value':>8}  target"]
     for key in ["fit_vs_bare_loop", "cached_probe_speedup", "cached_probe_acc_delta", "prefix_cache_speedup",
                 "prefix_cache_flop_ceiling", "prefix_cache_speedup_layer3", "prefix_cache_flop_ceiling_layer3",
-                "cpu_fast_path_speedup", "achieved_gflops_ratio"]:
+                "cpu_fast_path_speedup", "fast_path_acc_delta", "fast_path_acc_delta_se", "achieved_gflops_ratio",
+                "matmul_bf16_vs_fp32", "fast_gflops_ratio_bf16"]:
         value = result.get(key)
         shown = "n/a" if value is None else f"{value:.3f}"
         lines.append(f"{key:<34} {shown:>8}  {_target_text(result, key)}".rstrip())
@@ -397,7 +429,7 @@ def _report(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ftlib.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small workload: about 1 minute of speed ratios and 10 of transfer (3 seeds) on 2 CPU cores; --no-transfer skips the latter")
+    parser.add_argument("--quick", action="store_true", help="small workload on 2 CPU cores: about 2 minutes of speed ratios, 5 to 15 of fast-path parity (3 paired seeds of 200 steps) and 10 of transfer (3 seeds); --no-transfer skips the transfer")
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     parser.add_argument("--no-transfer", action="store_true", help="skip the transfer benchmark of the stand-ins")
     args = parser.parse_args(argv)
