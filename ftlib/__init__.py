@@ -22,6 +22,8 @@ worlds work; `bench/` holds maintainer tools that no lesson imports.
 | `cost`                  | FLOPs, images per second, time per freeze depth, epoch timer  | 00, 03, 04 |
 | `metrics`               | accuracy, precision/recall/F1, evaluation, prediction         | 02-12   |
 | `checkpoint`            | atomic save, safe load                                        | 08      |
+| `deploy`                | a checkpoint with what inference needs; export with torch.export | 08-11 |
+| `quality`               | duplicates across splits (a leak), class balance              | 08-11   |
 | `data`                  | the in-memory image data set and splits                       | 02-12   |
 | `datasets`              | real data sets, the world chooser, your own image folder      | 02-12   |
 | `plots`                 | every figure the lessons show                                 | 01-12   |
@@ -42,6 +44,7 @@ worlds work; `bench/` holds maintainer tools that no lesson imports.
 | `bench/lesson_times`    | `python -m ftlib.bench.lesson_times`: time every lesson       |         |
 | `bench/gpu_check`       | `make gpu-check`: the CUDA paths, lessons and tests on a GPU  |         |
 | `bench/claims`          | `make sweep`: does each claim hold on other seeds and budgets? |         |
+| `bench/memory`          | `make memory`: peak memory of each lesson and real-data loader |         |
 
 `import ftlib` gives the names below; the modules hold the rest (`ftlib.plots.show_images`).
 """
@@ -71,6 +74,8 @@ if _PROBLEM is None:
     from .claims import claim
     from .precision import Precision
     from .train import History, Stopping, TrainingDiverged, fit
+    from .deploy import Preprocess, export_program, load_for_inference, save_for_inference
+    from .quality import find_duplicates, imbalance_ratio
 else:
     # torch/torchvision are broken: keep `ftlib.doctor()` usable and explain everything else.
     def __getattr__(name: str):
@@ -90,12 +95,14 @@ __all__ = [
     "Callback", "EarlyStopping", "GradualUnfreezing", "History", "Precision", "Stopping", "TrainingDiverged", "fit",
     "claim",
     "load_checkpoint", "save_checkpoint",
+    "Preprocess", "export_program", "load_for_inference", "save_for_inference",
     # features and evaluation
     "cache_activations", "extract_features", "linear_head", "linear_probe", "mlp_head", "probe_accuracy",
     "split_model", "without_head",
     "accuracy", "binary_metrics", "classification_report", "confusion_matrix", "evaluate", "predict",
     # data
     "CLASS_NAMES", "DataSplits", "TensorImageDataset", "load_dataset", "load_image_folder", "make_standin",
+    "find_duplicates", "imbalance_ratio",
     # modules
     "exercises", "plots", "widgets",
 ]

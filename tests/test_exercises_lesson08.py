@@ -141,3 +141,120 @@ def test_q2_solution_passes():
     scope = {}
     exec(lesson08.q2.solution_code, scope)
     assert "counts are right" in lesson08.q2.verify(scope["confusion"])
+
+
+# --- q3: class weights --------------------------------------------------------------------
+
+def cw_balanced(labels, c):
+    counts = torch.bincount(labels, minlength=c).double()
+    return torch.where(counts > 0, len(labels) / (c * counts.clamp(min=1)), torch.zeros(c, dtype=torch.float64))
+
+
+def cw_inverse_float32(labels, c):
+    counts = torch.bincount(labels, minlength=c).float()
+    return torch.nan_to_num(1 / counts, posinf=0.0)
+
+
+def cw_sum_to_one(labels, c):
+    w = cw_balanced(labels, c)
+    return w / w.sum()
+
+
+def cw_numpy_loop(labels, c):
+    counts = np.bincount(labels.numpy(), minlength=c)
+    return torch.tensor([0.0 if n == 0 else len(labels) / (c * n) for n in counts])
+
+
+@pytest.mark.parametrize("fn", [cw_balanced, cw_inverse_float32, cw_sum_to_one, cw_numpy_loop])
+def test_q3_right_answers_pass(fn):
+    assert "same total weight" in lesson08.q3.verify(fn)
+
+
+def test_q3_solution_passes():
+    scope = {}
+    exec(lesson08.q3.solution_code, scope)
+    assert "same total weight" in lesson08.q3.verify(scope["class_weights"])
+
+
+def cw_no_minlength(labels, c):
+    counts = torch.bincount(labels).double()
+    return torch.where(counts > 0, 1 / counts.clamp(min=1), torch.zeros_like(counts))
+
+
+@pytest.mark.parametrize("fn,message", [
+    (lambda y, c: torch.bincount(y, minlength=c).double(), "grow with the class count"),
+    (lambda y, c: torch.nan_to_num(1 / torch.bincount(y, minlength=c).double().sqrt(), posinf=0.0), "1 / sqrt"),
+    (lambda y, c: cw_balanced(y, c)[y], "one weight per sample"),
+    (cw_no_minlength, "pass minlength=num_classes"),
+    (lambda y, c: 1 / torch.bincount(y, minlength=c).double(), "Give an absent class the weight 0"),
+    (lambda y, c: torch.where(torch.bincount(y, minlength=c) > 0, 1 / torch.bincount(y, minlength=c).clamp(min=1), 1.0),
+     "has no samples but weight"),
+    (lambda y, c: len(y) // (c * torch.bincount(y, minlength=c).clamp(min=1)), "integer division"),
+    (lambda y, c: cw_balanced(y, c).tolist(), "return a float tensor"),
+    (lambda y, c: torch.ones(c, 1), "return one weight per class, shape"),
+    (lambda y, c: torch.ones(c), "total weights"),
+])
+def test_q3_typical_mistakes(fn, message):
+    fails(lesson08.q3, fn, message)
+
+
+def test_q3_hard_coded_first_answer_fails():
+    first = cw_balanced(*lesson08.q3.checker.__globals__["_weight_probes"]()[0])
+    fails(lesson08.q3, lambda y, c: first.clone(), r"shape \(5,\)")
+
+
+# --- q4: a safe loader for a plain checkpoint ---------------------------------------------
+
+def plain_loader(*, eval_mode=True, swap=False, scale=255.0, names=None, weights_only=True, normalise=True):
+    from torchvision.models import get_model
+    from torchvision.transforms import v2
+
+    def load_plain(path):
+        saved = torch.load(path, map_location="cpu", weights_only=weights_only)
+        model = get_model(saved["arch"], num_classes=len(saved["class_names"]))
+        model.load_state_dict(saved["state_dict"])
+        if eval_mode:
+            model.eval()
+        p = saved["preprocessing"]
+        mean, std = (p["std"], p["mean"]) if swap else (p["mean"], p["std"])
+        steps = [v2.ToDtype(torch.float32, scale=False), v2.Lambda(lambda x: x / scale)]
+        steps += [v2.Normalize(mean, std)] if normalise else []
+        return model, v2.Compose(steps), names if names is not None else saved["class_names"]
+    return load_plain
+
+
+def test_q4_right_answers_pass():
+    assert "refused without running it" in lesson08.q4.verify(plain_loader())
+
+
+def test_q4_solution_passes():
+    scope = {}
+    exec(lesson08.q4.solution_code, scope)
+    assert "refused without running it" in lesson08.q4.verify(scope["load_plain"])
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(eval_mode=False), "your model is in training mode"),
+    (dict(swap=True), "mean and std are swapped"),
+    (dict(normalise=False), "never normalises"),
+    (dict(scale=1.0), "scale the uint8 image to"),
+    (dict(names=["cat", "dog", "fox"]), "read them from the checkpoint"),
+    (dict(weights_only=False), "your loader ran code stored in the file"),
+])
+def test_q4_typical_mistakes(kwargs, message):
+    fails(lesson08.q4, plain_loader(**kwargs), message)
+
+
+def test_q4_a_head_size_written_in_raises_with_the_call():
+    from torchvision.models import get_model
+
+    def fixed_head(path):
+        saved = torch.load(path, weights_only=True)
+        model = get_model(saved["arch"], num_classes=10)
+        model.load_state_dict(saved["state_dict"])
+        return model.eval(), lambda x: x, saved["class_names"]
+    fails(lesson08.q4, fixed_head, "your code raised RuntimeError")
+
+
+def test_q4_not_a_triple():
+    fails(lesson08.q4, lambda path: torch.load(path, weights_only=True), "return a triple")

@@ -20,7 +20,7 @@ The modules, read in this order:
 - `lesson05`: learning rates: discriminative LRs, and under OneCycleLR.
 - `lesson06`: overfitting: label-preserving augmentation, weight decay, early stopping.
 - `lesson07`: gradual unfreezing: the order of unfreezing, LRs for the unfrozen stages.
-- `lesson08`: evaluation: precision and recall, a confusion matrix.
+- `lesson08`: the pipeline: precision and recall, a confusion matrix, class weights, a safe loader.
 
 Each lesson module builds its `ExerciseSet` and holds the checkers only that lesson uses.
 Here each `lessonNN` is that set, the object a notebook imports; the module itself stays
@@ -43,7 +43,8 @@ from .lesson05 import lesson05
 from .lesson06 import (EARLY_STOP_VAL_LOSSES, RETAIL_MAX_ROTATION, RETAIL_MIN_CROP_SCALE, check_augmentation,
                        check_early_stopping, check_weight_decay, lesson06)
 from .lesson07 import check_gradual_unfreezing, lesson07
-from .lesson08 import check_confusion_matrix_fn, check_precision_recall_fn, lesson08
+from .lesson08 import (check_class_weights_fn, check_confusion_matrix_fn, check_plain_loader, check_precision_recall_fn,
+                       lesson08)
 
 LESSON_SETS = {s.lesson: s for s in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08)}
 """Every lesson's exercise set by lesson number ("04"); the grader reads it."""
@@ -63,5 +64,6 @@ __all__ = [
     "lesson06", "RETAIL_MAX_ROTATION", "RETAIL_MIN_CROP_SCALE", "check_augmentation", "check_weight_decay",
     "EARLY_STOP_VAL_LOSSES", "check_early_stopping",
     "lesson07", "check_gradual_unfreezing",
-    "lesson08", "check_precision_recall_fn", "check_confusion_matrix_fn",
+    "lesson08", "check_precision_recall_fn", "check_confusion_matrix_fn", "check_class_weights_fn",
+    "check_plain_loader",
 ]
