@@ -12,10 +12,14 @@ weights file of the model-zoo table and every published PneumoniaMNIST size. Bef
 is downloaded, each file's size is printed (from the server; "present" when a verified copy
 is already there). `--check` verifies the same set that the same options fetch.
 
-Names: medical, satellite, retail, photos (lesson 01) and weights. Every file is checked
+Names: medical, satellite, retail, photos (lesson 01), weights, and for lesson 12
+pedestrians (Penn-Fudan, about 50 MB) and detector (Faster R-CNN MobileNetV3-Large FPN COCO
+weights, 74 MB per torchvision): these two make the default fetch about 125 MB bigger. Penn-Fudan's
+publisher gives no checksum: its first download records the SHA-256 it saw, and later runs
+verify against that record (see `ftlib/course/pennfudan.py`). Every file is checked
 against its publisher's checksum (see `ftlib/course/sources.py`); files already verified
 are skipped, so running it twice costs nothing. The three data sets are also decoded once
-into the 64 px tensor cache. An instructor then copies the two folders printed at the end
+into the tensor cache, at the size the files hold. An instructor then copies the two folders printed at the end
 to each lab machine (same paths, or set FTLIB_DATA and TORCH_HOME there).
 """
 
@@ -29,15 +33,17 @@ from pathlib import Path
 import torch
 
 from ftlib.config import data_dir, weights_dir
-from ftlib.datasets import DATASET_NAMES, fetch_dataset, fetch_file, tensor_cache_path
+from ftlib.datasets import DATASET_NAMES, cache_dataset, fetch_file, tensor_cache_path
 from ftlib.course.download import DownloadError, OfflineError, remote_size, verify_file
 
 from ftlib.course.sources import DATASETS, MEDMNIST_SIZES, WEIGHTS, Source, weight_sources
+from ftlib.course import pennfudan, sources
 
 __all__ = ["NAMES", "LESSON_WEIGHTS", "LESSON_MEDICAL_SIZES", "Selection", "files_for", "plan", "fetch",
            "check", "main"]
 
-NAMES = ("medical", "satellite", "retail", "photos", "weights")
+NAMES = ("medical", "satellite", "retail", "photos", "weights", "pedestrians", "detector")
+DETECTOR_WEIGHTS = tuple(sources.DETECTOR_WEIGHTS)  # lesson 12: the COCO detector whose box predictor it replaces
 DECODE_SIZE = 64  # the tensor cache the lessons read by default
 # What the lessons load (tests/test_fetch.py reads every notebook and checks that these cover it).
 LESSON_WEIGHTS = ("ResNet18_Weights.IMAGENET1K_V1",)
@@ -59,6 +65,11 @@ def files_for(name: str, selection: Selection = EVERYTHING) -> list[tuple[Source
     """The sources of `name` and where each one goes (weights: torch's hub cache; the rest: data cache)."""
     if name == "weights":
         return [(s, weights_dir() / s.path) for s in weight_sources(list(selection.weights))]
+    if name == "detector":
+        return [(s, weights_dir() / s.path) for s in weight_sources(list(DETECTOR_WEIGHTS))]
+    if name == "pedestrians":
+        source = pennfudan.pennfudan_source()
+        return [(source, data_dir() / source.path)]
     sizes = selection.sizes
     files = DATASETS[name]["files"]
     chosen = [files[s] for s in sizes] if name == "medical" else list(files.values())
@@ -66,7 +77,7 @@ def files_for(name: str, selection: Selection = EVERYTHING) -> list[tuple[Source
 
 
 def _root(name: str) -> Path:
-    return weights_dir() if name == "weights" else data_dir()
+    return weights_dir() if name in ("weights", "detector") else data_dir()
 
 
 def _size_text(n_bytes: int) -> str:
@@ -99,13 +110,17 @@ def _fetch_one(name: str, selection: Selection) -> tuple[int, list[Path]]:
             fetch_file(source, _root(name))
             total += path.stat().st_size
             print(f"  ok       {name:9s} {path}")
+            if name == "pedestrians":
+                note = pennfudan.record_checksum(path)
+                if note:
+                    print(f"           {note}")
         except OfflineError:
             raise
         except DownloadError as err:
             failed.append(path)
             print(f"  FAILED   {name:9s} {path}\n           {err}")
     if name in DATASET_NAMES and not failed and (name != "medical" or DECODE_SIZE in sizes):
-        splits = fetch_dataset(name, DECODE_SIZE)
+        splits = cache_dataset(name, DECODE_SIZE)
         total += tensor_cache_path(name, DECODE_SIZE).stat().st_size
         print(f"  decoded  {name:9s} {splits.summary()}")
     return total, failed
@@ -159,7 +174,7 @@ def _print_folders() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_scripts.fetch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of: {', '.join(NAMES)} (default: all five)")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of: {', '.join(NAMES)} (default: all of them)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--lessons", action="store_true",
                        help="only what the lessons load (the default): ResNet-18's weights, PneumoniaMNIST at 64 px")

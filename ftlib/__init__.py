@@ -27,8 +27,9 @@ worlds work; `bench/` holds maintainer tools that no lesson imports.
 | `data`                  | the in-memory image data set and splits                       | 02-12   |
 | `datasets`              | real data sets, the world chooser, your own image folder      | 02-12   |
 | `plots`                 | every figure the lessons show                                 | 01-12   |
+| `detection`             | a ResNet-18 FPN Faster R-CNN, its box predictor, IoU and AP   | 12      |
 | `widgets`               | the freeze explorer and the LR explorer (ipywidgets)          | 04, 05  |
-| `exercises/`            | `check()`, `hint()`, `solution()`; one module per lesson      | 01-08   |
+| `exercises/`            | `check()`, `hint()`, `solution()`; one module per lesson      | 01-08, 12 |
 | **for instructors**     |                                                               |         |
 | `grade`                 | `python -m ftlib.grade`: grade students' notebooks            |         |
 | **course machinery**    |                                                               |         |
@@ -36,6 +37,8 @@ worlds work; `bench/` holds maintainer tools that no lesson imports.
 | `course/download`       | verified, resumable downloads; safe extraction                |         |
 | `course/sources`        | where the real data and weights come from, with checksums     |         |
 | `course/standins`       | procedural stand-ins of the three domains (offline world)     |         |
+| `course/detection_standin` | the offline detection scenes of lesson 12                  |         |
+| `course/pennfudan`      | Penn-Fudan pedestrians, checksum recorded on first download   |         |
 | `course/eurosat_split`  | the stored, seeded EuroSAT split                              |         |
 | `course/environment`    | the doctor: can the course run here?                          | 00      |
 | **maintainer tools**    |                                                               |         |
@@ -54,7 +57,7 @@ from .course.environment import doctor, torchvision_problem
 
 _PROBLEM = torchvision_problem()
 if _PROBLEM is None:
-    from . import exercises, plots, widgets
+    from . import detection, exercises, plots, widgets
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import CLASS_NAMES, DataSplits, TensorImageDataset
     from .datasets import load_dataset, load_image_folder
@@ -104,5 +107,5 @@ __all__ = [
     "CLASS_NAMES", "DataSplits", "TensorImageDataset", "load_dataset", "load_image_folder", "make_standin",
     "find_duplicates", "imbalance_ratio",
     # modules
-    "exercises", "plots", "widgets",
+    "detection", "exercises", "plots", "widgets",
 ]

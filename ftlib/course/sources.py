@@ -11,6 +11,8 @@ run on the machine that fetches them (`python -m data_scripts.fetch --all`).
 | retail: Fashion-MNIST | Zalando Research | MIT | MD5, torchvision `datasets/mnist.py` |
 | photos (lesson 01) | scikit-image sample images | CC0 / public domain | SHA-256, scikit-image `skimage/data/_registry.py` |
 | ImageNet weights | torchvision | BSD-3 (code); see each model's weights docs | SHA-256 prefix in the file name |
+| pedestrians (lesson 12): Penn-Fudan | University of Pennsylvania (Wang, Shi, Song, Shen 2007) | none known (not checked at the source); cite the paper | none published: SHA-256 recorded on the first download |
+| COCO detector weights (lesson 12) | torchvision | BSD-3 (code); COCO annotations CC BY 4.0 | SHA-256 prefix in the file name |
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["Source", "DATASETS", "MEDICAL", "SATELLITE", "RETAIL", "PHOTOS", "WEIGHTS",
-           "EUROSAT_COUNTS", "MEDMNIST_SIZES", "weight_sources"]
+           "EUROSAT_COUNTS", "MEDMNIST_SIZES", "weight_sources", "PENNFUDAN", "DETECTOR_WEIGHTS"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,17 @@ def weight_sources(names: list[str] = WEIGHTS) -> list[Source]:
         out.append(Source(filename, url, sha256=prefix.group(1) if prefix else None,
                           checksum_from=f"torchvision {name}: SHA-256 prefix in the file name"))
     return out
+
+
+# --- lesson 12: pedestrians and a COCO detector ---------------------------------------------------
+# Penn-Fudan: the URL torchvision's detection tutorial downloads. The page publishes no checksum,
+# so `sha256` stays None here; ftlib/course/pennfudan.py records the SHA-256 of the first download
+# and checks every later one against that record.
+PENNFUDAN = Source("pennfudan/PennFudanPed.zip", "https://www.cis.upenn.edu/~jshi/ped_html/PennFudanPed.zip",
+                   checksum_from="none published by the Penn-Fudan page; the SHA-256 seen on the first "
+                                 "download, recorded in pennfudan/PennFudanPed.zip.sha256")
+# The detector whose box predictor lesson 12 replaces (74 MB per torchvision), resolved like WEIGHTS.
+DETECTOR_WEIGHTS = ["FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1"]
 
 
 # Everything the fetch command knows, by name.

@@ -21,6 +21,7 @@ The modules, read in this order:
 - `lesson06`: overfitting: label-preserving augmentation, weight decay, early stopping.
 - `lesson07`: gradual unfreezing: the order of unfreezing, LRs for the unfrozen stages.
 - `lesson08`: the pipeline: precision and recall, a confusion matrix, class weights, a safe loader.
+- `lesson12`: detection: a new box predictor, IoU by hand, how many stages to train.
 
 Each lesson module builds its `ExerciseSet` and holds the checkers only that lesson uses.
 Here each `lessonNN` is that set, the object a notebook imports; the module itself stays
@@ -45,8 +46,10 @@ from .lesson06 import (EARLY_STOP_VAL_LOSSES, RETAIL_MAX_ROTATION, RETAIL_MIN_CR
 from .lesson07 import check_gradual_unfreezing, lesson07
 from .lesson08 import (check_class_weights_fn, check_confusion_matrix_fn, check_plain_loader, check_precision_recall_fn,
                        lesson08)
+from .lesson12 import check_box_predictor_fn, check_iou_fn, check_trainable_choice, lesson12
 
-LESSON_SETS = {s.lesson: s for s in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08)}
+LESSON_SETS = {s.lesson: s for s in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08,
+                                     lesson12)}
 """Every lesson's exercise set by lesson number ("04"); the grader reads it."""
 
 __all__ = [
@@ -66,4 +69,5 @@ __all__ = [
     "lesson07", "check_gradual_unfreezing",
     "lesson08", "check_precision_recall_fn", "check_confusion_matrix_fn", "check_class_weights_fn",
     "check_plain_loader",
+    "lesson12", "check_box_predictor_fn", "check_iou_fn", "check_trainable_choice",
 ]
