@@ -11,10 +11,9 @@ and prints one line saying which data set and which world it used:
 
 `source="auto"` uses the real data when it is in the data cache or can be downloaded,
 and the procedural stand-in otherwise (always when `FTLIB_OFFLINE=1`). Real images are
-decoded once into uint8 tensors `(N, 3, size, size)` and cached in
-`data_dir()/tensors`, so later loads take a second. Raw files come from
-`ftlib.sources` and are checked against the publisher's checksum. A read-only cache (a
-classroom's shared copy) is only read, and a damaged tensor cache is rebuilt from the raw files.
+decoded once, at the size the publisher's files hold them, into `data_dir()/tensors`; a load
+draws its subset first and resizes only that. Raw files (`ftlib.sources`) are checked against
+the publisher's checksum; a read-only cache is only read, a damaged tensor cache rebuilt.
 
 `load_image_folder(root)` reads a student's own images (one folder per class) with the
 same checks; `load_image(path)` reads one image. Used from lesson 02 on, and lessons 08-11.
@@ -44,8 +43,8 @@ from .progress import progress
 if TYPE_CHECKING:
     from .course.sources import Source
 
-__all__ = ["load_dataset", "load_image_folder", "load_image", "load_photos", "to_rgb", "fetch_dataset",
-           "cache_dataset", "native_size", "fetch_file", "is_cached", "tensor_cache_path", "DamagedCacheError", "DATASET_NAMES", "IMAGE_EXTENSIONS"]
+__all__ = ["load_dataset", "load_image_folder", "load_image", "load_photos", "to_rgb", "fetch_dataset", "cache_dataset",
+           "native_size", "fetch_file", "is_cached", "tensor_cache_path", "DamagedCacheError", "DATASET_NAMES", "IMAGE_EXTENSIONS"]
 
 DATASET_NAMES = ("medical", "satellite", "retail")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -359,9 +358,9 @@ def _eurosat_folder() -> Path:
     return folder
 
 
-def _build_satellite(size: int) -> dict:
+def _build_satellite() -> dict:
     """EuroSAT RGB through torchvision.datasets.EuroSAT, split by the stored seeded split, at
-    the tiles' own 64 px (`size` is not used: one decoded copy serves every size)."""
+    the tiles' own 64 px (one decoded copy serves every size)."""
     from torchvision.datasets import EuroSAT
 
     from .course.eurosat_split import read_split
@@ -410,9 +409,9 @@ def _carve_val(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
     return mask
 
 
-def _build_retail(size: int) -> dict:
+def _build_retail() -> dict:
     """Fashion-MNIST through torchvision.datasets.FashionMNIST at its own 28 px (grey, shown as
-    RGB without copying); val = 1,000 per class of train. `size` is not used."""
+    RGB without copying); val = 1,000 per class of train."""
     from torchvision.datasets import FashionMNIST
 
     root = _fashion_raw()
@@ -516,17 +515,15 @@ def _save_tensor_cache(name: str, size: int, saved: dict) -> None:
 
 
 def cache_dataset(name: str, size: int = 64) -> DataSplits:
-    """The real data set `name` at the size its files hold (`native_size`): from the tensor
-    cache, else downloaded, decoded once and cached. What `data_scripts.fetch` prepares.
-
-    A damaged tensor cache is rebuilt from the source files when they are there; a
-    read-only cache is only read. Raises `OfflineError` (offline world, fetch command),
-    `CacheNotWritableError`, `DamagedCacheError` or `DownloadError`.
-    """
+    """The real data set `name` at the size its files hold (`native_size`), from the tensor cache
+    or downloaded, decoded and cached (what `data_scripts.fetch` prepares). A damaged cache is
+    rebuilt from the source files, a read-only one only read. Raises `OfflineError` (offline
+    world), `CacheNotWritableError`, `DamagedCacheError` or `DownloadError`."""
     _check_name(name)
     saved = _read_tensor_cache(name, size)
     if saved is None:
-        built = {"medical": _build_medical, "satellite": _build_satellite, "retail": _build_retail}[name](size)
+        builders = {"medical": lambda: _build_medical(size), "satellite": _build_satellite, "retail": _build_retail}
+        built = builders[name]()
         payload = {f"{s}_{k}": t for s, pair in built["splits"].items() for k, t in zip(("images", "labels"), pair)}
         saved = {**payload, "description": built["description"]}
         _save_tensor_cache(name, size, saved)
@@ -542,8 +539,7 @@ def fetch_dataset(name: str, size: int = 64, *, per_class: tuple[int, int, int] 
     first and only they are resized, so a small subset stays small in memory (Fashion-MNIST
     at 64 px whole is 820 MiB). Raises what `cache_dataset` raises."""
     splits = _subset(cache_dataset(name, size), per_class, seed)
-    native = native_size(name, size)
-    if native != size:
+    if native_size(name, size) != size:
         splits.description += f", resized to {size} px"
         for s in SPLITS:
             part = getattr(splits, s)
