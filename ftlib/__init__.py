@@ -24,6 +24,7 @@ worlds work; `bench/` holds maintainer tools that no lesson imports.
 | `checkpoint`            | atomic save, safe load                                        | 08      |
 | `deploy`                | a checkpoint with what inference needs; export with torch.export | 08-11 |
 | `quality`               | duplicates across splits (a leak), class balance              | 08-11   |
+| `strategies`            | the projects' race: probes per stage, five strategies, one budget | 09-11 |
 | `data`                  | the in-memory image data set and splits                       | 02-12   |
 | `datasets`              | real data sets, the world chooser, your own image folder      | 02-12   |
 | `plots`                 | every figure the lessons show                                 | 01-12   |
@@ -57,7 +58,7 @@ from .course.environment import doctor, torchvision_problem
 
 _PROBLEM = torchvision_problem()
 if _PROBLEM is None:
-    from . import detection, exercises, plots, widgets
+    from . import detection, exercises, plots, strategies, widgets
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import CLASS_NAMES, DataSplits, TensorImageDataset
     from .datasets import load_dataset, load_image_folder
@@ -107,5 +108,5 @@ __all__ = [
     "CLASS_NAMES", "DataSplits", "TensorImageDataset", "load_dataset", "load_image_folder", "make_standin",
     "find_duplicates", "imbalance_ratio",
     # modules
-    "detection", "exercises", "plots", "widgets",
+    "detection", "exercises", "plots", "strategies", "widgets",
 ]

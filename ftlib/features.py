@@ -200,7 +200,7 @@ def _finite(features: torch.Tensor) -> torch.Tensor:
 
 
 def linear_probe(features: torch.Tensor, labels: torch.Tensor, *, c: float = 1.0, max_iter: int = 2000,
-                 standardize: bool = True) -> nn.Linear:
+                 standardize: bool = True, class_weight: str | dict | None = None) -> nn.Linear:
     """Fit a linear probe on frozen features and return it as an `nn.Linear` on the raw features.
 
     features: (N, D) float (e.g. from `extract_features`); labels: (N,) int class indices.
@@ -209,14 +209,20 @@ def linear_probe(features: torch.Tensor, labels: torch.Tensor, *, c: float = 1.0
     `standardize`; the standardisation is folded into the layer's weights, so the layer
     takes the features as they are and can replace `model.fc` (LP-FT, lesson 04). With two
     classes sklearn keeps one logit; it is spread over two outputs, so softmax gives the
-    same probabilities. Used in lessons 01, 04, 05, 07, the projects and the benchmark.
+    same probabilities. `class_weight` ("balanced" or {class: weight}) weighs each image's loss
+    by its class, as a class-weighted cross-entropy does (lesson 08). Used in lessons 01, 04,
+    05, 07, the projects and the benchmark.
     """
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     x, y = _finite(features), torch.as_tensor(labels).long()
     mean = x.mean(0) if standardize else torch.zeros(x.shape[1])
     std = x.std(0).clamp(min=1e-6) if standardize else torch.ones(x.shape[1])
-    clf = LogisticRegression(C=c, max_iter=max_iter).fit(((x - mean) / std).numpy(), y.numpy())
+    # one BLAS thread: on these small problems threads only wait for each other (10 times slower on 2 cores)
+    with threadpool_limits(limits=1):
+        clf = LogisticRegression(C=c, max_iter=max_iter, class_weight=class_weight).fit(((x - mean) / std).numpy(),
+                                                                                         y.numpy())
     weight = torch.tensor(clf.coef_, dtype=torch.float32) / std
     bias = torch.tensor(clf.intercept_, dtype=torch.float32) - weight @ mean
     if len(weight) == 1:  # two classes: one row, the logit of class 1; spread it over two

@@ -199,6 +199,20 @@ def test_linear_probe_matches_sklearn_on_raw_features(classes, standardize):
     assert torch.allclose(got, want, atol=1e-4)
 
 
+def test_linear_probe_class_weight_raises_the_recall_of_a_rare_class():
+    from ftlib.features import linear_probe
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.cat([torch.zeros(190), torch.ones(10)]).long()          # 19 to 1
+    x = torch.randn(200, 4, generator=g) + y[:, None] * 1.2            # overlapping classes
+    recall = {}
+    for weight in (None, "balanced"):
+        with torch.no_grad():
+            pred = linear_probe(x, y, class_weight=weight)(x).argmax(1)
+        recall[weight] = float((pred[y == 1] == 1).float().mean())
+    assert recall["balanced"] > recall[None] + 0.3
+
+
 def test_probe_accuracy_is_the_test_fraction_and_survives_non_finite_features():
     from ftlib.features import probe_accuracy
 
