@@ -20,7 +20,7 @@ Used in lesson 08 and the projects (09-11).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Sequence
 
@@ -110,11 +110,12 @@ class ImageClassifier(nn.Module):
 @dataclass
 class InferenceModel:
     """What `load_for_inference` returns: the model (eval mode), its preprocessing, the class
-    names and the architecture name."""
+    names, the architecture name and the plain `notes` saved with it (a decision threshold, say)."""
     model: nn.Module
     preprocess: Preprocess
     class_names: list[str]
     arch: str
+    notes: dict = field(default_factory=dict)
 
     def predict(self, inputs: ImageInput | Sequence[ImageInput], k: int = 1,
                 device: torch.device | str | None = None) -> list[list[tuple[str, float]]]:
@@ -131,11 +132,13 @@ def _fresh(arch: str, num_classes: int) -> nn.Module:
 
 
 def save_for_inference(path: str | os.PathLike, model: nn.Module, *, arch: str, class_names: Sequence[str],
-                       preprocess: Preprocess) -> Path:
+                       preprocess: Preprocess, notes: dict | None = None) -> Path:
     """Write what inference needs to `path` (atomically, see `save_checkpoint`); returns the path.
 
     The weights (`model.state_dict()`), `arch` (the torchvision name, e.g. "resnet18"),
     `class_names` (output i is `class_names[i]`) and `preprocess.values()` (size, mean, std).
+    `notes`: plain values that belong with the model (numbers, strings, lists, dicts), such as
+    the decision threshold chosen on the validation split; `load_for_inference` returns them.
     Raises ValueError before writing when `torchvision.models.get_model(arch,
     num_classes=len(class_names))` would not fit these weights: another architecture, or
     another number of classes.
@@ -146,7 +149,7 @@ def save_for_inference(path: str | os.PathLike, model: nn.Module, *, arch: str, 
         raise ValueError(f"a {arch} with {len(names)} classes does not fit this model's weights "
                          f"({len(problems)} tensors differ, e.g. {problems[0]}): check arch and class_names.")
     return save_checkpoint(path, model, format=INFERENCE_FORMAT, arch=arch, class_names=names,
-                           preprocessing=preprocess.values())
+                           preprocessing=preprocess.values(), notes=dict(notes or {}))
 
 
 def load_for_inference(path: str | os.PathLike, device: torch.device | str | None = "cpu") -> InferenceModel:
@@ -167,7 +170,8 @@ def load_for_inference(path: str | os.PathLike, device: torch.device | str | Non
     model.load_state_dict(payload["model"])
     p = extra["preprocessing"]
     model.to(resolve_device(device)).eval()
-    return InferenceModel(model, Preprocess(p["size"], p["mean"], p["std"]), list(extra["class_names"]), extra["arch"])
+    return InferenceModel(model, Preprocess(p["size"], p["mean"], p["std"]), list(extra["class_names"]), extra["arch"],
+                          dict(extra.get("notes", {})))
 
 
 def export_program(path: str | os.PathLike, model: nn.Module, preprocess: Preprocess,

@@ -29,7 +29,7 @@ from .progress import progress
 
 __all__ = [
     "accuracy", "top_k_accuracy", "confusion_matrix", "per_class_metrics", "classification_report",
-    "binary_metrics", "Evaluation", "evaluate", "predict", "label_error",
+    "binary_metrics", "roc_curve", "threshold_for_sensitivity", "Evaluation", "evaluate", "predict", "label_error",
 ]
 
 ImageInput = Union[torch.Tensor, Image.Image, str, Path]
@@ -219,6 +219,48 @@ def binary_metrics(scores: torch.Tensor, targets: torch.Tensor, threshold: float
             "precision": _ratio(tp, tp + fp), "accuracy": (tp + tn) / len(targets),
             "roc_auc": _roc_auc(scores, targets), "threshold": threshold,
             "tp": tp, "fn": fn, "tn": tn, "fp": fp}
+
+
+def roc_curve(scores: torch.Tensor, targets: torch.Tensor) -> dict:
+    """The ROC curve of a two-class task (class 1 positive) with scikit-learn.
+
+    Returns a dict of 1-D float tensors: `fpr` (1 - specificity), `tpr` (sensitivity) and
+    `thresholds`, where point i counts a sample positive when `score >= thresholds[i]`; the
+    first threshold is infinite (nothing positive). Raises ValueError when the targets hold
+    one class only, for then the curve is not defined.
+    """
+    from sklearn.metrics import roc_curve as _sk_roc_curve
+
+    scores, targets = _binary_inputs(scores, targets)
+    fpr, tpr, thresholds = _sk_roc_curve(targets.numpy(), scores.double().numpy(), drop_intermediate=False)
+    return {"fpr": torch.from_numpy(fpr).float(), "tpr": torch.from_numpy(tpr).float(),
+            "thresholds": torch.from_numpy(thresholds).float()}
+
+
+def threshold_for_sensitivity(scores: torch.Tensor, targets: torch.Tensor, target: float = 0.95) -> float:
+    """The highest threshold at which the sensitivity on (scores, targets) is at least `target`.
+
+    Pick it on the validation split, then report the test split at it: a threshold chosen on the
+    test split overstates what it will do on new data. A higher threshold flags fewer samples, so
+    the highest one that still reaches `target` keeps the most specificity.
+    """
+    if not 0 < target <= 1:
+        raise ValueError(f"target sensitivity must be in (0, 1], got {target}")
+    scores, targets = _binary_inputs(scores, targets)
+    positives = scores[targets == 1].sort(descending=True).values
+    need = math.ceil(target * len(positives) - 1e-9)     # positives that must score >= the threshold
+    return float(positives[max(need, 1) - 1])
+
+
+def _binary_inputs(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores, targets) on the CPU as float (N,) and int64 (N,), both classes present."""
+    if scores.ndim != 1 or targets.ndim != 1 or len(scores) != len(targets):
+        raise ValueError(f"scores and targets must be (N,) each, got {tuple(scores.shape)} and {tuple(targets.shape)}; "
+                         "from logits (N, 2) use logits.softmax(1)[:, 1].")
+    scores, targets = scores.detach().cpu().float(), targets.detach().cpu().long()
+    if set(targets.unique().tolist()) != {0, 1}:
+        raise ValueError(f"binary targets must hold both 0 and 1, got {sorted(targets.unique().tolist())}")
+    return scores, targets
 
 
 # ---------------------------------------------------------------- evaluating a model

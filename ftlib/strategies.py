@@ -226,9 +226,11 @@ def race(splits: DataSplits, strategies: Sequence[str] = STRATEGIES, seeds: Sequ
 
 
 def depth_sweep(splits: DataSplits, depths: Sequence[int] = (2, 3, 4), seeds: Sequence[int] = (0, 1), *,
-                recipe: Recipe = Recipe(), **options) -> list[Run]:
-    """`partial` fine-tuning at each frozen depth, once per seed, at one budget; models are not kept."""
-    return [train_strategy("partial", splits, depth=d, seed=s, recipe=recipe, **options) for d in depths for s in seeds]
+                recipe: Recipe = Recipe(), keep_model: bool = False, **options) -> list[Run]:
+    """`partial` fine-tuning at each frozen depth, once per seed, at one budget. With `keep_model`,
+    the first seed's run at each depth keeps its model (so the chosen depth's model can be saved)."""
+    return [train_strategy("partial", splits, depth=d, seed=s, recipe=recipe, keep_model=keep_model and i == 0, **options)
+            for d in depths for i, s in enumerate(seeds)]
 
 
 def accuracy_of(ev: Evaluation) -> float:

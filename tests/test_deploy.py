@@ -70,6 +70,20 @@ def test_checkpoint_round_trip_gives_identical_predictions(model, tmp_path):
     assert len(top) == 4 and all(len(t) == 2 and t[0][0] in "abc" for t in top)
 
 
+def test_notes_travel_with_the_model_and_must_be_plain(model, tmp_path):
+    prep = Preprocess(32, MEAN, STD)
+    path = save_for_inference(tmp_path / "m.pt", model, arch="mobilenet_v3_small", class_names=["a", "b", "c"],
+                              preprocess=prep, notes={"threshold": 0.31, "target_sensitivity": 0.95})
+    assert load_for_inference(path).notes == {"threshold": 0.31, "target_sensitivity": 0.95}
+    plain = save_for_inference(tmp_path / "p.pt", model, arch="mobilenet_v3_small", class_names=["a", "b", "c"],
+                               preprocess=prep)
+    assert load_for_inference(plain).notes == {}
+    with pytest.raises((TypeError, ValueError)):
+        save_for_inference(tmp_path / "bad.pt", model, arch="mobilenet_v3_small", class_names=["a", "b", "c"],
+                           preprocess=prep, notes={"f": lambda x: x})
+    assert not (tmp_path / "bad.pt").exists()
+
+
 def test_save_refuses_a_wrong_architecture_or_class_count(model, tmp_path):
     prep = Preprocess(32, MEAN, STD)
     with pytest.raises(ValueError, match="does not fit"):

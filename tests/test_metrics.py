@@ -302,3 +302,45 @@ def test_evaluate_names_the_batch_with_a_bad_label():
         evaluate(model, DataLoader(TensorDataset(x, y.float()), batch_size=4), device="cpu")
     with pytest.raises(ValueError, match=r"empty batch \(batch 0\)"):
         evaluate(model, [(x[:0], y[:0])], device="cpu")
+
+
+# ---------------------------------------------------------------- ROC curve and thresholds
+
+def test_threshold_for_sensitivity_is_the_highest_that_reaches_the_target():
+    from ftlib.metrics import threshold_for_sensitivity
+
+    gen = torch.Generator().manual_seed(9)
+    for n, target in ((50, 0.95), (37, 0.8), (200, 0.9), (11, 1.0)):
+        targets = (torch.rand(n, generator=gen) < 0.4).long()
+        targets[:2] = torch.tensor([0, 1])
+        scores = torch.rand(n, generator=gen) + 0.3 * targets
+        t = threshold_for_sensitivity(scores, targets, target)
+        assert binary_metrics(scores, targets, t)["sensitivity"] >= target
+        higher = scores[scores > t]
+        if len(higher):       # the next score up flags fewer positives and misses the target
+            assert binary_metrics(scores, targets, float(higher.min()))["sensitivity"] < target
+
+
+def test_threshold_for_sensitivity_refuses_one_class_and_a_bad_target():
+    from ftlib.metrics import threshold_for_sensitivity
+
+    with pytest.raises(ValueError, match="both 0 and 1"):
+        threshold_for_sensitivity(torch.rand(5), torch.ones(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="target sensitivity"):
+        threshold_for_sensitivity(torch.rand(4), torch.tensor([0, 1, 0, 1]), 1.5)
+    with pytest.raises(ValueError, match=r"softmax\(1\)\[:, 1\]"):
+        threshold_for_sensitivity(torch.rand(4, 2), torch.tensor([0, 1, 0, 1]))
+
+
+def test_roc_curve_matches_binary_metrics_at_each_threshold():
+    from ftlib.metrics import roc_curve
+
+    gen = torch.Generator().manual_seed(3)
+    targets = torch.tensor([0, 1] * 15)
+    scores = torch.rand(30, generator=gen) + 0.5 * targets
+    curve = roc_curve(scores, targets)
+    assert torch.isinf(curve["thresholds"][0]) and curve["tpr"][0] == 0 and curve["fpr"][0] == 0
+    assert curve["tpr"][-1] == 1 and curve["fpr"][-1] == 1
+    for t, tpr, fpr in zip(curve["thresholds"][1:], curve["tpr"][1:], curve["fpr"][1:]):
+        m = binary_metrics(scores, targets, float(t))
+        assert m["sensitivity"] == pytest.approx(float(tpr)) and 1 - m["specificity"] == pytest.approx(float(fpr))

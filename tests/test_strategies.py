@@ -109,6 +109,14 @@ def test_race_runs_every_strategy_per_seed_and_keeps_only_the_first_seeds_model(
     assert [r.model is not None for r in runs] == [True, False, True, False]
 
 
+def test_depth_sweep_runs_each_depth_per_seed_and_keeps_the_first_seeds_model_when_asked(splits):
+    runs = S.depth_sweep(splits, depths=(3, 4), seeds=(0, 1), recipe=RECIPE, weights="offline", keep_model=True)
+    assert [(r.strategy, r.depth, r.seed) for r in runs] == [("partial", d, s) for d in (3, 4) for s in (0, 1)]
+    assert [r.model is not None for r in runs] == [True, False, True, False]
+    assert all(r.model is None for r in S.depth_sweep(splits, depths=(4,), seeds=(0,), recipe=RECIPE,
+                                                       weights="offline"))
+
+
 def _fake(strategy, seed, val_acc, test_acc, depth=0, n=20):
     def ev(acc):
         targets = torch.zeros(n, dtype=torch.long)
