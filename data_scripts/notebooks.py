@@ -99,7 +99,25 @@ def problems(nb: dict, name: str) -> list[str]:
         found.append("kernel is not python3")
     if not code or "".join(code[0]["source"]) != colab_cell_source():
         found.append("first code cell is not the Colab install cell (run python -m data_scripts.notebooks)")
+    ids = [c.get("id") for c in nb["cells"]]
+    if None in ids or len(set(ids)) != len(ids):
+        found.append("a cell has no id, or two share one (nbformat 4.5 wants one each; run python -m data_scripts.notebooks)")
     return found
+
+
+def _set_ids(nb: dict) -> None:
+    """Give every cell without an id a stable one (`cell-<position>`), as nbformat 4.5 asks;
+    ids already there are kept, so a cell keeps its id when others move."""
+    taken = {c["id"] for c in nb["cells"] if c.get("id")}
+    for i, cell in enumerate(nb["cells"]):
+        if not cell.get("id"):
+            new, k = f"cell-{i:03d}", 0
+            while new in taken:
+                k += 1
+                new = f"cell-{i:03d}-{k}"
+            cell["id"] = new
+            taken.add(new)
+    nb["nbformat"], nb["nbformat_minor"] = 4, max(5, nb.get("nbformat_minor", 5))
 
 
 def _set_badge(nb: dict, name: str) -> None:
@@ -111,7 +129,7 @@ def _set_badge(nb: dict, name: str) -> None:
 
 def clean(nb: dict, name: str) -> dict:
     """Strip outputs and counts, set the python3 kernel, put the badge after the title and the
-    Colab cell first among the code cells."""
+    Colab cell first among the code cells, and give every cell an id."""
     _set_badge(nb, name)
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
@@ -127,6 +145,7 @@ def clean(nb: dict, name: str) -> dict:
         first_code = nb["cells"].index(code[0]) if code else len(nb["cells"])
         nb["cells"].insert(first_code, {"cell_type": "code", "id": "colab-install", "metadata": {},
                                         "source": source, "outputs": [], "execution_count": None})
+    _set_ids(nb)
     return nb
 
 

@@ -170,3 +170,17 @@ def test_the_generator_puts_the_badge_after_the_title_once(tmp_path):
     assert once == twice and nbtools.problems(twice, "05_x.ipynb") == []
     assert [c["cell_type"] for c in twice["cells"]] == ["markdown", "markdown", "code", "code"]
     assert "".join(twice["cells"][1]["source"]) == nbtools.colab_badge_source("05_x.ipynb")
+
+
+def test_the_generator_gives_every_cell_a_unique_id_and_keeps_existing_ones():
+    nb = {"cells": [{"cell_type": "markdown", "source": ["# Title"], "metadata": {}},
+                    {"cell_type": "markdown", "id": "cell-003", "source": ["text"], "metadata": {}},
+                    {"cell_type": "code", "source": ["x = 1"], "metadata": {}, "outputs": [], "execution_count": None},
+                    {"cell_type": "code", "source": ["y = 2"], "metadata": {}, "outputs": [], "execution_count": None}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 4}
+    assert any("no id" in p for p in nbtools.problems(nb, "05_x.ipynb"))
+    once = nbtools.clean(json.loads(json.dumps(nb)), "05_x.ipynb")
+    ids = [c["id"] for c in once["cells"]]
+    assert len(set(ids)) == len(ids) and "cell-003" in ids and once["nbformat_minor"] >= 5
+    assert nbtools.clean(json.loads(json.dumps(once)), "05_x.ipynb") == once
+    assert nbtools.problems(once, "05_x.ipynb") == []
