@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 
 from .data import DataSplits, TensorImageDataset
 from .deploy import preprocess_for
-from .device import resolve_device, seed_everything
+from .device import release_memory, resolve_device, seed_everything
 from .features import cache_activations, extract_features, linear_probe, split_model, without_head
 from .freeze import freeze
 from .metrics import Evaluation, evaluate
@@ -203,25 +203,48 @@ def train_strategy(strategy: str, splits: DataSplits, *, depth: int = 3, seed: i
     seconds = time.perf_counter() - start
     val, test = (_eval(model, part, preprocess, device) for part in (splits.val, splits.test))
     model = model.to("cpu", memory_format=torch.contiguous_format).eval() if keep_model else None
+    release_memory()          # this run's gradients, optimizer state and cached activations are gone
     return Run(strategy, seed, frozen, val, test, seconds, model)
+
+
+def accuracy_of(ev: Evaluation) -> float:
+    return ev.accuracy
 
 
 def race(splits: DataSplits, strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 1), *,
          depth: int = 3, recipe: Recipe = Recipe(), on_run: Callable[[Run], None] | None = None,
-         **options) -> list[Run]:
-    """Every strategy once per seed, at one budget (`recipe`); the first seed of each keeps its model.
+         keep: str = "first", metric: Callable[[Evaluation], float] = accuracy_of, **options) -> list[Run]:
+    """Every strategy once per seed, at one budget (`recipe`).
 
+    `keep`: which trained models the runs hold (each ResNet-18 is about 45 MB): `"first"`, the
+    first seed's model of every strategy; `"best"`, only that of the strategy with the best mean
+    validation `metric` so far (the one `choose(runs, metric)` picks, ties to the strategy listed
+    first), so that one model is held instead of one per strategy; `"none"`, no model.
     `options` go to `train_strategy` (`arch`, `weights`, `device`, `loss_fn`, `class_weight`,
     `augment`). `on_run(run)` is called after each run, for example to print a line. Returns the
     runs in order: strategy by strategy, seed by seed.
     """
-    runs = []
+    if keep not in ("first", "best", "none"):
+        raise ValueError(f"keep must be 'first', 'best' or 'none', got {keep!r}")
+    runs: list[Run] = []
+    best, best_score = None, -math.inf
     for strategy in strategies:
+        group = []
         for i, seed in enumerate(seeds):
-            run = train_strategy(strategy, splits, depth=depth, seed=seed, recipe=recipe, keep_model=i == 0, **options)
-            runs.append(run)
+            run = train_strategy(strategy, splits, depth=depth, seed=seed, recipe=recipe,
+                                 keep_model=keep != "none" and i == 0, **options)
+            group.append(run)
             if on_run is not None:
                 on_run(run)
+        if keep == "best":
+            score = _mean_std([metric(r.val) for r in group])[0] if all(r.val is not None for r in group) else -math.inf
+            loser = group[0] if score <= best_score else best
+            if score > best_score:
+                best, best_score = group[0], score
+            if loser is not None:
+                loser.model = None
+                release_memory()
+        runs.extend(group)
     return runs
 
 
@@ -231,10 +254,6 @@ def depth_sweep(splits: DataSplits, depths: Sequence[int] = (2, 3, 4), seeds: Se
     the first seed's run at each depth keeps its model (so the chosen depth's model can be saved)."""
     return [train_strategy("partial", splits, depth=d, seed=s, recipe=recipe, keep_model=keep_model and i == 0, **options)
             for d in depths for i, s in enumerate(seeds)]
-
-
-def accuracy_of(ev: Evaluation) -> float:
-    return ev.accuracy
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:

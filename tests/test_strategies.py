@@ -109,6 +109,17 @@ def test_race_runs_every_strategy_per_seed_and_keeps_only_the_first_seeds_model(
     assert [r.model is not None for r in runs] == [True, False, True, False]
 
 
+def test_race_can_keep_only_the_model_choose_picks_or_none(splits):
+    runs = S.race(splits, ("probe", "partial", "lp-ft"), seeds=(0, 1), depth=4, recipe=RECIPE, weights="offline",
+                  keep="best")
+    kept = [r for r in runs if r.model is not None]
+    assert len(kept) == 1 and kept[0].seed == 0 and kept[0].strategy == S.choose(runs)
+    assert all(r.model is None for r in S.race(splits, ("probe",), seeds=(0,), recipe=RECIPE, weights="offline",
+                                                keep="none"))
+    with pytest.raises(ValueError, match="keep must be"):
+        S.race(splits, ("probe",), keep="all")
+
+
 def test_depth_sweep_runs_each_depth_per_seed_and_keeps_the_first_seeds_model_when_asked(splits):
     runs = S.depth_sweep(splits, depths=(3, 4), seeds=(0, 1), recipe=RECIPE, weights="offline", keep_model=True)
     assert [(r.strategy, r.depth, r.seed) for r in runs] == [("partial", d, s) for d in (3, 4) for s in (0, 1)]
