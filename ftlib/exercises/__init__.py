@@ -21,6 +21,11 @@ The modules, read in this order:
 - `lesson06`: overfitting: label-preserving augmentation, weight decay, early stopping.
 - `lesson07`: gradual unfreezing: the order of unfreezing, LRs for the unfrozen stages.
 - `lesson08`: the pipeline: precision and recall, a confusion matrix, class weights, a safe loader.
+- `projects`: what projects 09 to 11 share: the depth decision (`check_depth_choice`).
+- `lesson09`: project, chest X-rays: which stages to tune, a threshold for a target sensitivity,
+  specificity at it, a class-weighted loss.
+- `lesson10`: project, satellite land cover: which stages to tune, augmentation for overhead images.
+- `lesson11`: project, retail products: which stages to tune, top-k accuracy, a balanced few-shot subset.
 - `lesson12`: detection: a new box predictor, IoU by hand, how many stages to train.
 
 Each lesson module builds its `ExerciseSet` and holds the checkers only that lesson uses.
@@ -46,10 +51,14 @@ from .lesson06 import (EARLY_STOP_VAL_LOSSES, RETAIL_MAX_ROTATION, RETAIL_MIN_CR
 from .lesson07 import check_gradual_unfreezing, lesson07
 from .lesson08 import (check_class_weights_fn, check_confusion_matrix_fn, check_plain_loader, check_precision_recall_fn,
                        lesson08)
+from .lesson09 import check_class_weights_balanced, check_specificity_fn, check_threshold_fn, lesson09
+from .lesson10 import check_confused_pair_fn, check_overhead_augment, check_per_class_accuracy_fn, lesson10
+from .lesson11 import check_few_shot_fn, check_most_confused_fn, check_top_k_fn, lesson11
+from .projects import check_depth_choice
 from .lesson12 import check_box_predictor_fn, check_iou_fn, check_trainable_choice, lesson12
 
 LESSON_SETS = {s.lesson: s for s in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08,
-                                     lesson12)}
+                                     lesson09, lesson10, lesson11, lesson12)}
 """Every lesson's exercise set by lesson number ("04"); the grader reads it."""
 
 __all__ = [
@@ -69,5 +78,9 @@ __all__ = [
     "lesson07", "check_gradual_unfreezing",
     "lesson08", "check_precision_recall_fn", "check_confusion_matrix_fn", "check_class_weights_fn",
     "check_plain_loader",
+    "check_depth_choice",
+    "lesson09", "check_threshold_fn", "check_specificity_fn", "check_class_weights_balanced",
+    "lesson10", "check_per_class_accuracy_fn", "check_confused_pair_fn", "check_overhead_augment",
+    "lesson11", "check_top_k_fn", "check_few_shot_fn", "check_most_confused_fn",
     "lesson12", "check_box_predictor_fn", "check_iou_fn", "check_trainable_choice",
 ]
