@@ -220,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.write:
             print("nothing written: every lesson must pass", file=sys.stderr)
         return 1
+    kept = sorted(set(recorded["lessons"]) - {run.number for run in runs})
+    if args.write and kept and not 0.85 <= speed / recorded["train_img_s"] <= 1.18:
+        print(f"note: lessons {', '.join(kept)} keep times recorded at {recorded['train_img_s']:.0f} img/s and this "
+              f"machine trains at {speed:.0f}, so the file mixes two speeds; run every lesson (no notebook "
+              "arguments) to record one machine", file=sys.stderr)
     if args.write:
         date = datetime.date.today().isoformat()
         times = write_times(args.json, runs, speed, machine_description(args.note, date), date, args.budget)
