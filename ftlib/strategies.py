@@ -94,7 +94,12 @@ class Run:
     model: nn.Module | None = None
 
 
-def _loader(data, batch_size: int = 200, **options) -> DataLoader:
+# Batches for passes without gradients (features, caching, evaluation): small enough that their
+# activations stay well under the training step's on a 2 GB machine (Binder), large enough to be fast.
+FEATURE_BATCH, EVAL_BATCH = 64, 100
+
+
+def _loader(data, batch_size: int = FEATURE_BATCH, **options) -> DataLoader:
     return DataLoader(data, batch_size=batch_size, **options)
 
 
@@ -102,7 +107,7 @@ def _eval(model: nn.Module, part: TensorImageDataset, preprocess: nn.Module, dev
     """The model's outputs on one split (None for an empty split), preprocessed image by image."""
     if len(part) == 0:
         return None
-    return evaluate(model, _loader(part.with_transform(preprocess), 250), device=device, class_names=part.class_names)
+    return evaluate(model, _loader(part.with_transform(preprocess), EVAL_BATCH), device=device, class_names=part.class_names)
 
 
 def stage_probes(splits: DataSplits, *, arch: str = "resnet18", weights: str = "auto", device=None,
@@ -166,6 +171,7 @@ def _train_part(strategy: str, model: nn.Module, depth: int, train: TensorImageD
     loader = DataLoader(train, batch_size=recipe.batch_size, shuffle=True, generator=seed_everything(seed))
     fit(part, loader, None, recipe.epochs, optimizer, scheduler, loss_fn=loss_fn, device=device,
         precision=recipe.precision, quiet=True)
+    model.zero_grad(set_to_none=True)     # the last step's gradients: 45 MB that evaluation and a kept model never use
 
 
 def train_strategy(strategy: str, splits: DataSplits, *, depth: int = 3, seed: int = 0, recipe: Recipe = Recipe(),
@@ -182,6 +188,7 @@ def train_strategy(strategy: str, splits: DataSplits, *, depth: int = 3, seed: i
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+    release_memory()          # what the caller let go of since the last run (models dropped between races)
     device, start = resolve_device(device), time.perf_counter()
     seed_everything(seed)
     model = load_model(arch, None if strategy == "scratch" else weights, num_classes=len(splits.class_names),

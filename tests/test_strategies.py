@@ -52,6 +52,8 @@ def test_partial_trains_only_the_stages_after_the_frozen_depth(splits, depth):
         assert torch.equal(before[name], after[name]), f"{name} is frozen and must not change"
     for name in names[depth:-1]:                    # the new head starts random, so compare only the backbone
         assert not torch.equal(before[name], after[name]), f"{name} must train"
+    held = [n for n, p in run.model.named_parameters() if p.grad is not None]
+    assert not held, f"a kept model holds no gradients (45 MB of memory for nothing), but {held[:3]} have one"
 
 
 def test_probe_changes_only_the_head_and_lp_ft_changes_everything(splits):
