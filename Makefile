@@ -14,7 +14,7 @@ PYTEST_ARGS   ?=
 # Free disk a fresh .venv needs (PyTorch with its CUDA libraries: about 6 GB); 0 skips the check.
 MIN_FREE_GB   ?= 6.5
 
-.PHONY: install lab test unit notebooks doctor bench times sweep memory solutions gpu-check fetch clean
+.PHONY: install lab test unit notebooks doctor bench times sweep memory solutions gpu-check gpu-backbone fetch clean
 
 install: $(STAMP)
 
@@ -75,6 +75,16 @@ solutions: install
 # python3): the CUDA paths, every lesson on CUDA and the tests, into gpu_check.json.
 gpu-check:
 	$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) -m ftlib.bench.gpu_check --json gpu_check.json $(GPU_CHECK_ARGS)
+
+# On a GPU machine, in one command: a bigger build of the offline backbone (5 minutes of bf16
+# training at batch 512, the batches drawn by 14 processes) into $(GPU_OUT), with its card;
+# ftlib/weights is left alone. Compare it with the shipped one on the CPU afterwards:
+# `transfer_benchmark(weights_dir=Path("DIR"))` from ftlib.bench.transfer.
+GPU_OUT ?= gpu_backbone
+gpu-backbone:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) -m data_scripts.pretrain_backbone --device cuda \
+		--workers 14 --threads 2 --batch-size 512 --lr 3e-3 --warmup 300 --steps 20000 --time-schedule \
+		--minutes 5 --ckpt-every 1000 --restart --work-dir /tmp/ftlib_gpu_pretrain --out-dir $(GPU_OUT) $(GPU_BACKBONE_ARGS)
 
 fetch: install
 	$(BIN)/python -m data_scripts.fetch --all

@@ -2,6 +2,7 @@
 
     python -m data_scripts.pretrain_backbone            # the shipped build: 1000 classes, 3500 steps, seed 0
     python -m data_scripts.pretrain_backbone --minutes 5 --steps 400   # a quick, weaker build
+    make gpu-backbone GPU_OUT=DIR                       # on a GPU machine: a bigger build in one command
 
 Each class is one iterated function system (IFS): 2-4 random contractive affine maps, as
 in FractalDB (Kataoka et al. 2020). An image of a class is drawn by the chaos game with
@@ -23,6 +24,12 @@ steps and on exit, and resumes from it; at the end (or when `--minutes` runs out
 AdamW, label smoothing, and bf16 autocast with channels_last on CPUs that support it; on a
 shared machine pass `--threads 1`. Used once, by the course authors; lessons load the result
 with `ftlib.load_model("resnet18", weights="offline")`.
+
+On a GPU (`--device cuda`) the network trains under bf16 autocast, and `--workers` processes draw
+the batches (generating them is the slow part there: about 400 images/s per CPU core at the default
+mix). `--time-schedule` makes the cosine schedule follow the share of `--minutes` spent, so a
+time-capped run still ends at a learning rate near zero. `make gpu-backbone` runs it with settings
+for a machine lent for minutes; its weights go to `GPU_OUT`, not to `ftlib/weights`.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from torchvision.models import resnet18
 from ftlib.precision import cpu_has_native_bf16
 from ftlib.progress import progress
 
-__all__ = ["Mix", "make_ifs_classes", "render_fractals", "dead_leaves", "pretrain_batch", "main"]
+__all__ = ["Mix", "BatchStream", "make_ifs_classes", "render_fractals", "dead_leaves", "pretrain_batch", "main"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "ftlib" / "weights"
 MAX_MAPS = 4
@@ -260,11 +267,34 @@ def _channel_stats(classes: dict, seed: int, size: int, batches: int = 4, mix: M
     return ([round(v, 3) for v in x.mean((0, 2, 3)).tolist()], [round(v, 3) for v in x.std((0, 2, 3)).tolist()])
 
 
-def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
-    """Linear warm-up then cosine decay to 0."""
+def _lr_at(step: int, steps: int, lr: float, warmup: int, done: float | None = None) -> float:
+    """Linear warm-up then cosine decay to 0, over the steps after warm-up, or over `done`
+    (the share of the run already spent, from 0 to 1) when it is given."""
     if step < warmup:
         return lr * (step + 1) / warmup
-    return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+    done = (step - warmup) / max(1, steps - warmup) if done is None else done
+    return 0.5 * lr * (1 + math.cos(math.pi * min(1.0, max(0.0, done))))
+
+
+def _size_at(step: int, size: int, multiscale: bool) -> int:
+    """Three batches in four at half size (multiscale), the fourth at full size."""
+    return size if step % 4 == 3 or not multiscale else size // 2
+
+
+class BatchStream(torch.utils.data.Dataset):
+    """Item `step` is batch `step` of the pretraining stream (`pretrain_batch`), so DataLoader
+    workers (`batch_size=None`) make the same images, in the same order, as the main process."""
+
+    def __init__(self, classes: dict, seed: int, batch_size: int, size: int, multiscale: bool, mix: Mix, steps: int):
+        self.classes, self.seed, self.batch_size, self.size = classes, seed, batch_size, size
+        self.multiscale, self.mix, self.steps = multiscale, mix, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return pretrain_batch(self.classes, self.seed, step, self.batch_size,
+                              _size_at(step, self.size, self.multiscale), self.mix)
 
 
 def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int, info: dict) -> None:
@@ -293,7 +323,8 @@ def _card(args: argparse.Namespace, step: int, minutes: float, mean: list, std: 
                    "per-map colours over dead-leaves or plain backgrounds; no natural images."),
         "recipe": {"steps": step, "planned_steps": args.steps, "minutes": round(minutes, 1), "seed": args.seed,
                    "lr": args.lr, "batch_size": args.batch_size, "image_count": step * args.batch_size,
-                   "multiscale": args.multiscale, "mix": asdict(_mix(args)),
+                   "multiscale": args.multiscale, "mix": asdict(_mix(args)), "device": args.device,
+                   "time_schedule": args.time_schedule,
                    "optimizer": "AdamW, weight decay 0.05, linear warm-up then cosine schedule, label smoothing 0.1",
                    "final_train_acc": round(acc, 3), "script": "python -m data_scripts.pretrain_backbone"},
     }
@@ -309,7 +340,7 @@ def _resume(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, images: di
     A checkpoint made with other image settings than `images` is refused (SystemExit)."""
     if not ckpt.exists():
         return 0, 0.0
-    state = torch.load(ckpt, weights_only=True)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)   # the optimizer moves its state to the model
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
     made_with = state["info"].get("images", images)
@@ -325,7 +356,7 @@ def _resume(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, images: di
 def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                 loss_fn: nn.Module, use_bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step, under bf16 autocast when `use_bf16`; returns (loss, logits)."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16):
         logits = model(x)
         loss = loss_fn(logits.float(), y)
     opt.zero_grad(set_to_none=True)
@@ -334,53 +365,70 @@ def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y
     return loss, logits
 
 
+def _device_and_bf16(args: argparse.Namespace) -> tuple[torch.device, bool]:
+    """The training device (`--device`: cpu, cuda or auto) and whether bf16 autocast is used there."""
+    name = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: this machine has no CUDA GPU that PyTorch can use (try --device cpu)")
+    device = torch.device(name)
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+    return device, native and not args.fp32
+
+
+def _batches(args: argparse.Namespace, classes: dict, mix: Mix, start: int, device: torch.device):
+    """Batches `start` to `--steps` of the stream, drawn by `--workers` processes (0: this one)."""
+    stream = BatchStream(classes, args.seed, args.batch_size, args.size, args.multiscale, mix, args.steps)
+    extra = dict(prefetch_factor=4) if args.workers > 0 else {}
+    return torch.utils.data.DataLoader(stream, batch_size=None, sampler=range(start, args.steps),
+                                       num_workers=args.workers, pin_memory=device.type == "cuda", **extra)
+
+
 def train(args: argparse.Namespace) -> None:
     """The pretraining loop: resumable, time-capped, checkpointed; exports at the end."""
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    ckpt = work / "last.pt"
-    classes = make_ifs_classes(args.classes, args.seed)
-    mix = _mix(args)
+    ckpt, (device, use_bf16) = work / "last.pt", _device_and_bf16(args)
+    classes, mix = make_ifs_classes(args.classes, args.seed), _mix(args)
     images = dict(asdict(mix), classes=args.classes, seed=args.seed)     # what a resumed run must keep
     mean, std = _channel_stats(classes, args.seed, args.size, args.stats_batches, mix)
-    model = resnet18(num_classes=args.classes).to(memory_format=torch.channels_last)
+    model = resnet18(num_classes=args.classes).to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     step, spent = (0, 0.0) if args.restart else _resume(ckpt, model, opt, images)
-    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
-    use_bf16 = cpu_has_native_bf16() and not args.fp32
+    m, s = torch.tensor(mean, device=device).view(1, 3, 1, 1), torch.tensor(std, device=device).view(1, 3, 1, 1)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
-    start, last_ckpt, correct, seen, acc = time.time(), step, 0, 0, 0.0
-    bar = progress(total=args.steps, initial=step, desc="pretrain")
+    start, last_ckpt, correct, seen, acc = time.time(), step, torch.zeros((), device=device), 0, 0.0
+    minutes = lambda: spent + (time.time() - start) / 60  # noqa: E731
+    bar = progress(total=args.steps, initial=step, desc=f"pretrain ({device.type})")
     model.train()
-    while step < args.steps and spent + (time.time() - start) / 60 < args.minutes:
-        size = args.size if step % 4 == 3 or not args.multiscale else args.size // 2
-        x, y = pretrain_batch(classes, args.seed, step, args.batch_size, size, mix)
+    for x, y in _batches(args, classes, mix, step, device):
+        if minutes() >= args.minutes:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         x = ((x - m) / s).contiguous(memory_format=torch.channels_last)
+        done = minutes() / args.minutes if args.time_schedule else None
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, args.steps, args.lr, args.warmup)
+            group["lr"] = _lr_at(step, args.steps, args.lr, args.warmup, done)
         loss, logits = _train_step(model, opt, x, y, loss_fn, use_bf16)
-        step += 1
-        correct, seen = correct + int((logits.argmax(1) == y).sum()), seen + len(y)
+        step, seen = step + 1, seen + len(y)
+        correct += (logits.argmax(1) == y).sum()             # stays on the device: no wait per step
         bar.update(1)
         if step % 50 == 0:
-            acc = correct / seen                                  # running train accuracy since the last reset
+            acc = float(correct) / seen                           # running train accuracy since the last reset
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}")
-            print(f"step {step} loss {loss.item():.3f} acc {correct / seen:.3f} "
-                  f"min {spent + (time.time() - start) / 60:.1f}", flush=True)
+            print(f"step {step} loss {loss.item():.3f} acc {acc:.3f} min {minutes():.1f}", flush=True)
         if step % 500 == 0:
-            correct = seen = 0
+            correct, seen = torch.zeros((), device=device), 0
         if step - last_ckpt >= args.ckpt_every:
-            _save_checkpoint(ckpt, model, opt, step, {"minutes": spent + (time.time() - start) / 60, "images": images})
+            _save_checkpoint(ckpt, model, opt, step, {"minutes": minutes(), "images": images})
             torch.save(model.state_dict(), work / f"step{step:06d}.pt")
             last_ckpt = step
     bar.close()
-    minutes = spent + (time.time() - start) / 60
-    _save_checkpoint(ckpt, model, opt, step, {"minutes": minutes, "images": images})
+    _save_checkpoint(ckpt, model, opt, step, {"minutes": minutes(), "images": images})
     if not args.no_export:
-        pt = export(model, _card(args, step, minutes, mean, std, acc), Path(args.out_dir))
-        print(f"exported {pt} ({pt.stat().st_size / 2**20:.1f} MiB) after {step} steps, {minutes:.1f} min")
+        pt = export(model, _card(args, step, minutes(), mean, std, acc), Path(args.out_dir))
+        print(f"exported {pt} ({pt.stat().st_size / 2**20:.1f} MiB) after {step} steps, {minutes():.1f} min")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -408,6 +456,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gauss-blur", action="store_true", help="Gaussian blur of 0.5-2 px instead of a 3x3 box")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="where the network trains")
+    p.add_argument("--workers", type=int, default=0, help="processes that draw the batches (0: the main one)")
+    p.add_argument("--time-schedule", action="store_true",
+                   help="the cosine schedule follows the share of --minutes spent, not of --steps")
     p.add_argument("--no-export", action="store_true")
     return p.parse_args(argv)
 
