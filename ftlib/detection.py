@@ -164,6 +164,7 @@ def train_detector(model: nn.Module, images: torch.Tensor, targets: list[dict], 
         history["cpu_seconds"].append(time.process_time() - cpu_start)
         for k, v in totals.items():
             history.setdefault(k, []).append(v / n)
+    model.zero_grad(set_to_none=True)     # the last step's gradients: memory that predictions never use
     return history
 
 

@@ -101,6 +101,7 @@ def test_a_tiny_detector_trains_and_predicts():
                                adam=True)
     assert len(history["loss"]) == len(history["seconds"]) == 2 and all(l == l for l in history["loss"])
     assert {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"} <= set(history)
+    assert all(p.grad is None for p in model.parameters()), "a trained detector keeps no gradients"
     preds = D.predict_detections(model, data.test.images)
     assert len(preds) == 2 and set(preds[0]) == {"boxes", "scores", "labels"} and model.training
     assert 0.0 <= D.mean_average_precision(preds, data.test.targets, 3) <= 1.0
