@@ -85,20 +85,23 @@ def _synchronize(device: torch.device) -> None:
 
 
 def throughput(model: nn.Module, *, image_size: int = 64, batch_size: int = 32, steps: int = 5,
-               train: bool = True, device: torch.device | str | None = None, warmup: int = 1) -> float:
+               train: bool = True, device: torch.device | str | None = None, warmup: int = 1,
+               restore: bool = True) -> float:
     """Images per second of `model` on random (3, image_size, image_size) images, after
     `warmup` untimed steps; `device=None` means `get_device()`, and the model is moved there.
 
     `train=True` times forward, backward and an SGD step of the trainable parameters
     (frozen stages cost only their forward pass: lesson 04 shows it); `train=False`
-    times a no-grad forward in eval mode. The model's weights and mode are restored.
+    times a no-grad forward in eval mode. The model's weights, gradients and mode are restored
+    (`restore=False`, for a throwaway copy, skips the copy of the weights that this takes).
     Used in lessons 00 (time per lesson on this machine) and 04.
     """
     device = resolve_device(device)
     model = model.to(device)
     was_training = model.training
-    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()} if restore else None
     params = [p for p in model.parameters() if p.requires_grad]
+    grads = [p.grad for p in params]
     opt = torch.optim.SGD(params, lr=1e-3) if (train and params) else None
     x = torch.randn(batch_size, 3, image_size, image_size, device=device)
     model.train(train)
@@ -120,7 +123,10 @@ def throughput(model: nn.Module, *, image_size: int = 64, batch_size: int = 32, 
         step()
     _synchronize(device)
     elapsed = time.perf_counter() - start
-    model.load_state_dict(saved)
+    if restore:
+        model.load_state_dict(saved)
+        for p, g in zip(params, grads):
+            p.grad = g
     model.train(was_training)
     return batch_size * steps / elapsed
 
@@ -209,7 +215,7 @@ def measure_seconds_per_image(model: nn.Module, *, image_size: int = 64, batch_s
     for k in sorted({0, len(flops) - 1}):
         apply_freeze_depth(probe, k)
         rate = throughput(probe, image_size=image_size, batch_size=batch_size, steps=steps,
-                          train=True, device=device)
+                          train=True, device=device, restore=False)    # the copy need not be restored
         measured[k] = 1.0 / rate
     return calibrate_seconds(flops, measured)
 

@@ -81,6 +81,14 @@ def test_throughput_defaults_to_get_device_and_restores_the_model():
     assert not model.training
     for key, value in model.state_dict().items():
         assert torch.equal(value.cpu(), before[key]), key
+    assert all(p.grad is None for p in model.parameters()), "the timing steps left gradients behind"
+
+
+def test_throughput_on_a_throwaway_copy_skips_the_restore():
+    model = small_cnn()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert throughput(model, image_size=8, batch_size=4, steps=1, device="cpu", restore=False) > 0
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items()), "SGD steps change the copy"
 
 
 # --- TrainTimer: the training pass of a real fit, validation left out (lesson 03) ---------
