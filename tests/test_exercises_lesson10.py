@@ -5,20 +5,16 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from ftlib.exercises import Incorrect, NotAnswered, lesson10
+from ftlib.exercises import NotAnswered, lesson10
 from ftlib.exercises.lesson10 import dihedral_variants, most_confused_pair, random_dihedral
 from ftlib.exercises.lesson11 import most_confused
 
-
-def fails(exercise, *answer, match: str) -> None:
-    with pytest.raises(Incorrect, match=match):
-        exercise.verify(*answer)
+import exercise_helpers as helpers
+from exercise_helpers import fails
 
 
-def solved(key: str, name: str):
-    scope: dict = {}
-    exec(getattr(lesson10, key).solution_code, scope)
-    return scope[name]
+def solved(key: str, name: str, **scope):
+    return helpers.solved(lesson10, key, name, **scope)
 
 
 # --- q1: which stages to freeze (project 11's checker, tested there) ----------------------------

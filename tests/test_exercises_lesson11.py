@@ -5,19 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from ftlib.exercises import Incorrect, NotAnswered, lesson11
+from ftlib.exercises import NotAnswered, lesson11
 from ftlib.exercises.lesson11 import most_confused
 
-
-def fails(exercise, *answer, match: str) -> None:
-    with pytest.raises(Incorrect, match=match):
-        exercise.verify(*answer)
+import exercise_helpers as helpers
+from exercise_helpers import fails
 
 
-def solved(key: str, name: str):
-    scope: dict = {}
-    exec(getattr(lesson11, key).solution_code, scope)
-    return scope[name]
+def solved(key: str, name: str, **scope):
+    return helpers.solved(lesson11, key, name, **scope)
 
 
 # --- q1: which stages to freeze -------------------------------------------------------------
