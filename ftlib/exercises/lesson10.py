@@ -17,7 +17,7 @@ import torch
 from ..metrics import per_class_metrics
 from .checks import require_answer, whole_number
 from .core import Exercise, ExerciseSet, Incorrect, call_student
-from .projects import depth_exercise
+from .projects import depth_exercise, pairs_on_matrices
 
 __all__ = ["dihedral_variants", "random_dihedral", "check_overhead_augment", "check_per_class_accuracy_fn",
            "most_confused_pair", "check_confused_pair_fn", "lesson10"]
@@ -258,15 +258,9 @@ def check_confused_pair_fn(confused_pair: Callable[[torch.Tensor], Any]) -> str:
     seeded fresh matrices of 3 to 10 classes. Typical wrong answers it names: the single largest
     cell only (one direction), the diagonal included, a class paired with itself, a flat index or a
     count instead of the pair, the same pair for every matrix. Project 10."""
-    require_answer(confused_pair, "a function confused_pair(cm)")
-    if not callable(confused_pair):
-        raise Incorrect(f"pass the function itself, ex.q3.check(confused_pair), not a {type(confused_pair).__name__}.")
-    probes = _pair_probes()
-    calls = [f"confused_pair(cm) on a {len(cm)}-class matrix" for cm in probes]
-    pairs = [_as_pair(call_student(call, confused_pair, cm.clone()), call) for call, cm in zip(calls, probes)]
-    if len(set(pairs)) == 1:
-        raise Incorrect(f"you return {pairs[0]} for every matrix: find the pair in the matrix you are given.")
-    for call, cm, got in zip(calls, probes, pairs):
+    answers = pairs_on_matrices(confused_pair, "confused_pair", "q3", _pair_probes(), _as_pair,
+                                "find the pair in the matrix you are given.")
+    for call, cm, got in answers:
         want = most_confused_pair(cm)
         if tuple(sorted(got)) == want:
             continue
@@ -279,7 +273,7 @@ def check_confused_pair_fn(confused_pair: Callable[[torch.Tensor], Any]) -> str:
                             f"both directions (cm + cm.T) before looking for the largest.")
         raise Incorrect(f"{call} returned {got} ({int(cm[got] + cm[got[::-1]])} confusions in both directions); "
                         f"the most are between classes {want}: {int(cm[want] + cm[want[::-1]])}.")
-    return f"the most confused pair, both directions added, on {len(probes)} fresh matrices of 3 to 10 classes."
+    return f"the most confused pair, both directions added, on {len(answers)} fresh matrices of 3 to 10 classes."
 
 
 # --- the exercises ----------------------------------------------------------------------------------

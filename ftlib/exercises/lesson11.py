@@ -19,7 +19,7 @@ from ..data import TensorImageDataset
 from ..metrics import top_k_accuracy
 from .checks import as_number, require_answer, whole_number
 from .core import Exercise, ExerciseSet, Incorrect, call_student
-from .projects import depth_exercise
+from .projects import depth_exercise, pairs_on_matrices
 from .lesson02 import check_balanced_subset
 
 __all__ = ["check_top_k_fn", "check_few_shot_fn", "check_most_confused_fn",
@@ -202,15 +202,9 @@ def check_most_confused_fn(confused: Callable[[torch.Tensor], Any]) -> str:
     names: the diagonal included (the best-predicted class), the pair reversed (predicted, true),
     both directions added, the flat index or the count instead of the pair, the same pair for every
     matrix. Project 11."""
-    require_answer(confused, "a function confused(cm)")
-    if not callable(confused):
-        raise Incorrect(f"pass the function itself, ex.q4.check(confused), not a {type(confused).__name__}.")
-    probes = _matrix_probes()
-    calls = [f"confused(cm) on a {len(cm)}-class matrix" for cm in probes]
-    pairs = [_pair_of(call_student(call, confused, cm.clone()), call) for call, cm in zip(calls, probes)]
-    if len(set(pairs)) == 1:
-        raise Incorrect(f"you return {pairs[0]} for every matrix: find the largest off-diagonal count of the one given.")
-    for call, cm, got in zip(calls, probes, pairs):
+    answers = pairs_on_matrices(confused, "confused", "q4", _matrix_probes(), _pair_of,
+                                "find the largest off-diagonal count of the one given.")
+    for call, cm, got in answers:
         want = most_confused(cm)
         if got == want:
             continue
@@ -226,7 +220,7 @@ def check_most_confused_fn(confused: Callable[[torch.Tensor], Any]) -> str:
                             f"(cm + cm.T): the task asks for the single ordered cell, true class first.")
         raise Incorrect(f"{call} returned {got} (count {int(cm[got])}); the largest count off the diagonal is "
                         f"cm{list(want)} = {int(cm[want])}.")
-    return f"the largest off-diagonal cell, (true, predicted), on {len(probes)} fresh matrices of 3 to 10 classes."
+    return f"the largest off-diagonal cell, (true, predicted), on {len(answers)} fresh matrices of 3 to 10 classes."
 
 
 # --- the exercises ----------------------------------------------------------------------------------

@@ -8,16 +8,33 @@ any measured depth whose mean validation accuracy lies within one seed spread of
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+import torch
 
 from ..strategies import within_spread
 from .checks import require_answer, whole_number
-from .core import Exercise, Incorrect
+from .core import Exercise, Incorrect, call_student
 
-__all__ = ["STAGE_DEPTH", "check_depth_choice", "depth_exercise"]
+__all__ = ["STAGE_DEPTH", "check_depth_choice", "depth_exercise", "pairs_on_matrices"]
 
 STAGE_DEPTH = {"stem": 1, "layer1": 2, "layer2": 3, "layer3": 4, "layer4": 5}
 """Freezing up to (and with) a ResNet stage, as a frozen depth: the number of stages frozen, stem first."""
+
+
+def pairs_on_matrices(fn: Any, name: str, question: str, probes: list[torch.Tensor],
+                      as_pair: Callable[[Any, str], tuple[int, int]], one_pair_hint: str) -> list[tuple]:
+    """[(call, cm, pair)]: the student's `name(cm)` run on a copy of each probe matrix, its answer
+    read by `as_pair`. Fails first when `fn` is not a function (`question`, e.g. "q3", names the
+    check to call), and when it gives one pair for every matrix (`one_pair_hint`: what to find)."""
+    require_answer(fn, f"a function {name}(cm)")
+    if not callable(fn):
+        raise Incorrect(f"pass the function itself, ex.{question}.check({name}), not a {type(fn).__name__}.")
+    calls = [f"{name}(cm) on a {len(cm)}-class matrix" for cm in probes]
+    pairs = [as_pair(call_student(call, fn, cm.clone()), call) for call, cm in zip(calls, probes)]
+    if len(set(pairs)) == 1:
+        raise Incorrect(f"you return {pairs[0]} for every matrix: {one_pair_hint}")
+    return list(zip(calls, probes, pairs))
 
 
 # --- q1: how many stages to freeze ------------------------------------------------------------
