@@ -30,7 +30,16 @@ def test_bench_reports_every_key(tmp_path):
         assert len(result["fp32_acc"]) == len(result["fast_acc"]) == 2 and parity["steps"] == 2
         diffs = [f - a for f, a in zip(result["fast_acc"], result["fp32_acc"])]
         assert result["fast_path_acc_delta"] == pytest.approx(sum(diffs) / 2)
+        bn_diffs = [f - a for f, a in zip(result["fast_acc_precise_bn"], result["fp32_acc_precise_bn"])]
+        assert result["fast_path_acc_delta_precise_bn"] == pytest.approx(sum(bn_diffs) / 2)
         assert result["fast_gflops_ratio_bf16"] > 0 and "fast_path_acc_delta" in result["meets_targets"]
+        assert result["cpu_fast_path_speedup_one_thread"] > 0
+        profile = result["fast_path_profile"]
+        for side in ("fp32", "fast"):  # the convolutions are part of the step, and other operators are named
+            assert 0 < profile[side]["conv_ms"] <= profile[side]["step_ms"]
+            assert profile[side]["top_other_ms"] and all(k.startswith("aten::") for k in profile[side]["top_other_ms"])
+        assert result["fast_path_ceiling"] == pytest.approx(profile["fp32"]["step_ms"] / profile["fast"]["conv_ms"])
+        assert result["fast_path_conv_speedup"] == pytest.approx(profile["fp32"]["conv_ms"] / profile["fast"]["conv_ms"])
     json.dumps(result)  # JSON-ready
 
 
@@ -86,6 +95,33 @@ def test_training_flops_match_a_hand_count():
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 10, bias=False))
     # forward: 2*48*10 per image; backward: weight grad only (the input needs none): 2*48*10
     assert bench.training_flops_per_image(model, size=4, batch=8) == pytest.approx(2 * 2 * 48 * 10)
+
+
+def test_step_profile_counts_convolutions_forward_and_backward():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30 * 30, 2))
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    profile = bench._step_profile(lambda: bench._bare_step(model, x, y, opt), steps=2)
+    assert 0 < profile["conv_ms"] < profile["step_ms"]
+    assert "aten::addmm" in profile["top_other_ms"] or "aten::mm" in profile["top_other_ms"]
+    assert not set(profile["top_other_ms"]) & set(bench.CONV_OPS)
+
+
+def test_the_matmul_reference_is_the_best_size_not_the_last(monkeypatch):
+    rates = {256: 80.0, 512: 90.0, 1024: 55.0}  # a 1024 product that fell out of cache
+    monkeypatch.setattr(bench, "matmul_gflops", lambda n, dtype, repeats: rates[n])
+    assert bench.best_matmul_gflops() == (90.0, rates)
+
+
+def test_precise_bn_recomputes_the_statistics_over_every_batch_and_leaves_the_model_alone():
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).to(memory_format=torch.channels_last)
+    model[1].running_mean.fill_(5.0)
+    x = torch.randn(30, 3, 4, 4) * 2 + 1
+    twin = bench._precise_bn(model, x, batch=7)  # uneven batches: still the average over all 30 images
+    with torch.no_grad():
+        per_batch = [model[0](x[i:i + 7]).mean((0, 2, 3)) for i in range(0, 30, 7)]
+    assert torch.allclose(twin[1].running_mean, torch.stack(per_batch).mean(0), atol=1e-5)
+    assert not twin.training and float(model[1].running_mean[0]) == 5.0
 
 
 def test_alternate_takes_medians():

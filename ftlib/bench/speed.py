@@ -13,8 +13,13 @@ sides alternate (A, B, A, B, ...) and the median of each side is used.
 | `prefix_cache_flop_ceiling` | the same ratio counted in FLOPs: the most caching can give     |
 | `..._layer3`               | the same two, with stem..layer3 frozen (4 of 6 stages)          |
 | `cpu_fast_path_speedup`    | throughput of `fit(precision="fast")` / a plain fp32 loop       |
+| `..._by_batch`, `..._one_thread` | the same at batch 32, 64 and 128, and on one thread: how it scales |
+| `fast_path_profile`        | torch profiler, 3 steps of each side, per step: ms per step, ms in convolutions, the top other operators |
+| `fast_path_conv_speedup`   | fp32 convolution time / fast-path convolution time, from that profile |
+| `fast_path_ceiling`        | fp32 step / fast-path convolutions: the speed-up if nothing but the convolutions took time |
 | `fast_path_acc_delta`      | mean paired test-accuracy difference, fast path - fp32: the course backbone fine-tuned on the retail stand-in, same start and batches, `parity_steps` steps, `parity_seeds` seeds (`..._se`: its standard error) |
-| `achieved_gflops_ratio`    | training GFLOP/s of `fit` (fp32) / fp32 matmul GFLOP/s          |
+| `..._precise_bn`           | the same difference with each model's batch-norm statistics recomputed on the training images |
+| `achieved_gflops_ratio`    | training GFLOP/s of `fit` (fp32) / fp32 matmul GFLOP/s (the best of 256, 512, 1024) |
 | `fast_gflops_ratio_bf16`   | training GFLOP/s of the fast path / bf16 matmul GFLOP/s: how much of the chip's bf16 it uses |
 | `standin_generation_s`     | {domain: wall seconds} to draw each stand-in at the CI size (reported, not judged) |
 | `transfer`                 | per stand-in, mean of 3 seeds: scratch, linear-probe and fine-tune |
@@ -41,7 +46,7 @@ import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +69,7 @@ __all__ = ["run", "main", "SIZES", "TARGETS"]
 # in fp32 and 332 img/s with bf16 autocast.
 SIZES = {
     "quick": dict(n_train=384, n_test=320, size=64, batch=64, repeats=3, epochs=3, standin_per_class=CI_PER_CLASS,
-                  parity_seeds=3, parity_steps=200, parity_per_class=50),
+                  parity_seeds=5, parity_steps=200, parity_per_class=50),
     "full": dict(n_train=1280, n_test=1000, size=64, batch=64, repeats=5, epochs=5, standin_per_class=CI_PER_CLASS,
                  parity_seeds=5, parity_steps=300, parity_per_class=100),
 }
@@ -130,9 +135,21 @@ def _resnet(classes: int) -> nn.Module:
     return load_model("resnet18", weights=None, num_classes=classes, verbose=False)
 
 
+def _fast_vs_bare(model: nn.Module, fast_model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int,
+                  repeats: int) -> tuple[float, float]:
+    """(epoch seconds of the bare fp32 loop, of `fit(precision=Precision(fast=True))`) at `batch`,
+    alternated; each model keeps its own SGD state from call to call."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    fast_opt = torch.optim.SGD(fast_model.parameters(), lr=0.01, momentum=0.9)
+    batches = _loader(x, y, batch)
+    bare = lambda: _timed(lambda: _bare_epoch(model, batches, opt))  # noqa: E731
+    fast = lambda: _timed(lambda: fit(fast_model, batches, None, 1, fast_opt, precision=Precision(fast=True), **QUIET))  # noqa: E731
+    return _alternate(bare, fast, repeats)
+
+
 def bench_fit_overhead(cfg: dict) -> dict:
     """`fit` vs the bare loop, fp32 on both sides; also `fit(precision="fast")` vs the bare fp32 loop,
-    at the workload's batch size and at 32 and 128.
+    at the workload's batch size and at 32 and 128, and at the workload's batch on one thread.
 
     The fast path gains more with larger batches: autocast makes the bf16 copies of the
     weights once per step, and the fp32 optimizer step costs the same on both sides.
@@ -141,7 +158,6 @@ def bench_fit_overhead(cfg: dict) -> dict:
     model = _resnet(10)
     fast_model = copy.deepcopy(model)  # the fast path turns its model channels_last: keep the two apart
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    fast_opt = torch.optim.SGD(fast_model.parameters(), lr=0.01, momentum=0.9)
     loader = _loader(x, y, cfg["batch"])
     bare = lambda: _timed(lambda: _bare_epoch(model, loader, opt))  # noqa: E731
     plain = lambda: _timed(lambda: fit(model, loader, None, 1, opt, precision="auto", **QUIET))  # noqa: E731
@@ -151,19 +167,89 @@ def bench_fit_overhead(cfg: dict) -> dict:
         return {**out, "cpu_fast_path_speedup": None, "fast_path_note": "this CPU has no native bf16: fast path not used"}
     by_batch = {}
     for batch in sorted({cfg["batch"], 32, 128}, reverse=True):
-        batches = _loader(x, y, batch)
-        bare = lambda: _timed(lambda: _bare_epoch(model, batches, opt))  # noqa: E731
-        fast = lambda: _timed(lambda: fit(fast_model, batches, None, 1, fast_opt, precision=Precision(fast=True), **QUIET))  # noqa: E731
-        t_bare, t_fast = _alternate(bare, fast, cfg["repeats"])
+        t_bare, t_fast = _fast_vs_bare(model, fast_model, x, y, batch, cfg["repeats"])
         by_batch[batch] = t_bare / t_fast
         if batch == cfg["batch"]:
             out.update(cpu_fast_path_speedup=t_bare / t_fast, fast_img_s=len(x) / t_fast)
-    return {**out, "cpu_fast_path_speedup_by_batch": by_batch}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:  # how the two sides scale with threads: the same comparison on one thread
+        t_bare, t_fast = _fast_vs_bare(model, fast_model, x, y, cfg["batch"], cfg["repeats"])
+    finally:
+        torch.set_num_threads(threads)
+    return {**out, "cpu_fast_path_speedup_by_batch": by_batch, "cpu_fast_path_speedup_one_thread": t_bare / t_fast}
 
 
-def _fine_tune_accuracy(data: tuple, fast: bool, seed: int, steps: int, batch: int) -> float:
+CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward")  # their totals hold every conv's time
+
+
+def _fast_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+    """One step of the CPU fast path, as `fit` takes it: channels_last input, bf16 autocast."""
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
+    loss.backward()
+    opt.step()
+
+
+def _bare_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+    _bare_epoch(model, [(x, y)], opt)
+
+
+def _step_profile(step: Callable[[], None], steps: int, top: int = 5) -> dict:
+    """Milliseconds per step of `step()` under the torch profiler (after two warm-up steps): the
+    whole step, its convolutions (forward and backward), and the `top` other operators by self time."""
+    from torch.profiler import ProfilerActivity, profile
+    step(), step()
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    wall = (time.perf_counter() - start) / steps
+    events = prof.key_averages()
+    conv = sum(e.cpu_time_total for e in events if e.key in CONV_OPS) / 1e3 / steps
+    others = sorted((e for e in events if e.key not in CONV_OPS and e.key.startswith("aten::")),
+                    key=lambda e: -e.self_cpu_time_total)[:top]
+    return {"step_ms": 1e3 * wall, "conv_ms": conv,
+            "top_other_ms": {e.key: e.self_cpu_time_total / 1e3 / steps for e in others}}
+
+
+def bench_fast_path_profile(cfg: dict, steps: int = 3) -> dict:
+    """Where the fast path's step goes, against fp32's (torch profiler, workload's batch): the
+    convolutions' speed-up in bf16, and the ceiling that sets, the speed-up the fast path would
+    reach if everything but its convolutions took no time (fp32 step / fast-path convolutions)."""
+    x, y = _data(cfg["batch"], cfg["size"], 10, seed=0)
+    model = _resnet(10)
+    fast_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    fast_opt = torch.optim.SGD(fast_model.parameters(), lr=0.01, momentum=0.9)
+    fp32 = _step_profile(lambda: _bare_step(model, x, y, opt), steps)
+    fast = _step_profile(lambda: _fast_step(fast_model, x, y, fast_opt), steps)
+    return {"fast_path_profile": {"fp32": fp32, "fast": fast, "steps": steps, "batch": cfg["batch"]},
+            "fast_path_conv_speedup": fp32["conv_ms"] / fast["conv_ms"],
+            "fast_path_conv_share": fast["conv_ms"] / fast["step_ms"],
+            "fast_path_ceiling": fp32["step_ms"] / fast["conv_ms"]}
+
+
+def _precise_bn(model: nn.Module, x: torch.Tensor, batch: int = 100) -> nn.Module:
+    """A float32 copy of `model` whose batch-norm statistics are recomputed over all of `x` (an equal
+    average of its batches) instead of the running average of the last training steps."""
+    twin = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format)
+    for layer in twin.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.reset_running_stats()
+            layer.momentum = None  # None: a cumulative average over every batch seen
+    twin.train()
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            twin(x[i:i + batch])
+    return twin.eval()
+
+
+def _fine_tune_accuracy(data: tuple, fast: bool, seed: int, steps: int, batch: int) -> tuple[float, float]:
     """Test accuracy of the course backbone fine-tuned for exactly `steps` SGD steps of `batch`
-    images (seeded: the same start and batches for both precisions), fp32 or the fast path."""
+    images (seeded: the same start and batches for both precisions), fp32 or the fast path; and
+    the same after its batch-norm statistics are recomputed on the training images (`_precise_bn`)."""
     x, y, xt, yt = data
     torch.manual_seed(seed)
     model = _pretrained_backbone(10)
@@ -173,21 +259,35 @@ def _fine_tune_accuracy(data: tuple, fast: bool, seed: int, steps: int, batch: i
     loader = DataLoader(TensorDataset(x, y), batch_size=batch, sampler=order)
     fit(model, loader, None, 1, opt, precision=Precision(fast=fast), **QUIET)
     with torch.no_grad():
-        return accuracy(model.eval()(xt), yt)
+        return accuracy(model.eval()(xt), yt), accuracy(_precise_bn(model, x)(xt), yt)
+
+
+def _paired(fast: list[float], fp32: list[float]) -> tuple[float, float]:
+    """(mean, standard error) of the paired differences fast - fp32."""
+    diffs = [f - a for f, a in zip(fast, fp32)]
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+    return statistics.fmean(diffs), se
 
 
 def bench_fast_path_parity(cfg: dict) -> dict:
     """Accuracy parity, paired: for each seed, the same fine-tune (same start, batches and steps)
     in fp32 and with the fast path; the mean paired difference (fast - fp32), its standard
-    error, and whether it is within 1 point or within two standard errors of zero."""
+    error, and whether it is within 1 point or within two standard errors of zero.
+
+    The pairs share a start, not a path: any rounding difference sends the two runs apart, so a
+    difference has about the spread of two unpaired runs. Much of that spread is the batch-norm
+    running averages, which follow the last few batches; `..._precise_bn` gives the difference with
+    those statistics recomputed on all the training images, as a second reading (the target is
+    judged on the plain one, the model `fit` returns)."""
     seeds, steps, batch = cfg["parity_seeds"], cfg["parity_steps"], 32
     data = _standin(cfg["parity_per_class"], seed=1)
-    fp32 = [_fine_tune_accuracy(data, False, seed, steps, batch) for seed in range(seeds)]
-    fast = [_fine_tune_accuracy(data, True, seed, steps, batch) for seed in range(seeds)]
-    diffs = [f - a for f, a in zip(fast, fp32)]
-    mean = statistics.fmean(diffs)
-    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
-    return {"fp32_acc": fp32, "fast_acc": fast, "fast_path_acc_delta": mean, "fast_path_acc_delta_se": se,
+    fp32, fp32_bn = zip(*[_fine_tune_accuracy(data, False, seed, steps, batch) for seed in range(seeds)])
+    fast, fast_bn = zip(*[_fine_tune_accuracy(data, True, seed, steps, batch) for seed in range(seeds)])
+    mean, se = _paired(fast, fp32)
+    mean_bn, se_bn = _paired(fast_bn, fp32_bn)
+    return {"fp32_acc": list(fp32), "fast_acc": list(fast), "fast_path_acc_delta": mean, "fast_path_acc_delta_se": se,
+            "fp32_acc_precise_bn": list(fp32_bn), "fast_acc_precise_bn": list(fast_bn),
+            "fast_path_acc_delta_precise_bn": mean_bn, "fast_path_acc_delta_precise_bn_se": se_bn,
             "fast_path_parity": {"seeds": seeds, "steps": steps, "batch": batch, "test_images": len(data[2]),
                                  "fp32_mean": statistics.fmean(fp32), "fast_mean": statistics.fmean(fast),
                                  "within_1_point": abs(mean) <= 0.01, "within_2_se": abs(mean) <= 2 * se}}
@@ -283,6 +383,16 @@ def matmul_gflops(n: int = 1024, dtype: torch.dtype = torch.float32, repeats: in
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+MATMUL_SIZES = (256, 512, 1024)
+
+
+def best_matmul_gflops(dtype: torch.dtype = torch.float32, sizes: Sequence[int] = MATMUL_SIZES) -> tuple[float, dict]:
+    """(the best GFLOP/s, {n: GFLOP/s}) of n x n products over `sizes`: the chip's reference. One
+    size alone can under-report it: a 1024 x 1024 fp32 product outgrows a 2 MiB L2 cache."""
+    by_size = {n: matmul_gflops(n, dtype, repeats=max(3, 10 * (1024 // n) ** 2)) for n in sizes}
+    return max(by_size.values()), by_size
+
+
 def _training_flops(model: nn.Module, x: torch.Tensor) -> int:
     """FLOPs of one training step (forward + backward) on a batch shaped like `x` (`training_step_flops`)."""
     return training_step_flops(model, x.shape)
@@ -298,12 +408,12 @@ def bench_gflops(cfg: dict, fit_img_s: float, fast_img_s: float | None = None) -
     same precision, measured in the same run: the share of the chip that training uses."""
     flops = training_flops_per_image(_resnet(10), cfg["size"])
     achieved = flops * fit_img_s / 1e9
-    fp32 = matmul_gflops()
+    fp32, fp32_by_size = best_matmul_gflops()
     out = {"achieved_gflops_ratio": achieved / fp32, "fit_training_gflops": achieved, "matmul_fp32_gflops": fp32,
-           "training_gflop_per_image": flops / 1e9}
+           "matmul_fp32_gflops_by_size": fp32_by_size, "training_gflop_per_image": flops / 1e9}
     if cpu_has_native_bf16():
-        bf16 = matmul_gflops(dtype=torch.bfloat16)
-        out.update(matmul_bf16_gflops=bf16, matmul_bf16_vs_fp32=bf16 / fp32)
+        bf16, bf16_by_size = best_matmul_gflops(torch.bfloat16)
+        out.update(matmul_bf16_gflops=bf16, matmul_bf16_vs_fp32=bf16 / fp32, matmul_bf16_gflops_by_size=bf16_by_size)
         if fast_img_s:
             out.update(fast_training_gflops=flops * fast_img_s / 1e9, fast_gflops_ratio_bf16=flops * fast_img_s / 1e9 / bf16)
     return out
@@ -328,6 +438,7 @@ def run(mode: str = "quick", transfer: bool = True, log: Callable[[str], None] =
                                                "native_bf16": cpu_has_native_bf16()},
                     "workload": {**cfg, "model": "resnet18"}}
     for name, step in [("fit overhead and CPU fast path", lambda: bench_fit_overhead(cfg)),
+                       ("fast path profile", lambda: bench_fast_path_profile(cfg) if cpu_has_native_bf16() else {}),
                        ("fast path accuracy, paired seeds", lambda: bench_fast_path_parity(cfg) if cpu_has_native_bf16() else {}),
                        ("cached linear probe", lambda: bench_cached_probe(cfg)),
                        ("prefix caching", lambda: bench_prefix_cache(cfg)),
@@ -416,7 +527,9 @@ def _report(result: dict) -> str:
     lines = [f"{'key':<34} {'value':>8}  target"]
     for key in ["fit_vs_bare_loop", "cached_probe_speedup", "cached_probe_acc_delta", "prefix_cache_speedup",
                 "prefix_cache_flop_ceiling", "prefix_cache_speedup_layer3", "prefix_cache_flop_ceiling_layer3",
-                "cpu_fast_path_speedup", "fast_path_acc_delta", "fast_path_acc_delta_se", "achieved_gflops_ratio",
+                "cpu_fast_path_speedup", "cpu_fast_path_speedup_one_thread", "fast_path_conv_speedup",
+                "fast_path_conv_share", "fast_path_ceiling", "fast_path_acc_delta", "fast_path_acc_delta_se",
+                "fast_path_acc_delta_precise_bn", "fast_path_acc_delta_precise_bn_se", "achieved_gflops_ratio",
                 "matmul_bf16_vs_fp32", "fast_gflops_ratio_bf16"]:
         value = result.get(key)
         shown = "n/a" if value is None else f"{value:.3f}"
@@ -429,7 +542,7 @@ def _report(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ftlib.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small workload on 2 CPU cores: about 2 minutes of speed ratios, 5 to 15 of fast-path parity (3 paired seeds of 200 steps) and 10 of transfer (3 seeds); --no-transfer skips the transfer")
+    parser.add_argument("--quick", action="store_true", help="small workload on 2 CPU cores: about 2 minutes of speed ratios, 5 to 15 of fast-path parity (5 paired seeds of 200 steps) and 10 of transfer (3 seeds); --no-transfer skips the transfer")
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     parser.add_argument("--no-transfer", action="store_true", help="skip the transfer benchmark of the stand-ins")
     args = parser.parse_args(argv)
