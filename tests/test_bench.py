@@ -32,6 +32,8 @@ def test_bench_reports_every_key(tmp_path):
         assert result["fast_path_acc_delta"] == pytest.approx(sum(diffs) / 2)
         bn_diffs = [f - a for f, a in zip(result["fast_acc_precise_bn"], result["fp32_acc_precise_bn"])]
         assert result["fast_path_acc_delta_precise_bn"] == pytest.approx(sum(bn_diffs) / 2)
+        assert set(result["conv3x3_bf16_vs_fp32_by_stage"]) == set(bench.STAGE_CONVS)
+        assert result["conv3x3_bf16_vs_fp32"] > 0
         assert result["fast_gflops_ratio_bf16"] > 0 and "fast_path_acc_delta" in result["meets_targets"]
         assert result["cpu_fast_path_speedup_one_thread"] > 0
         profile = result["fast_path_profile"]
@@ -109,7 +111,7 @@ def test_step_profile_counts_convolutions_forward_and_backward():
 
 def test_the_matmul_reference_is_the_best_size_not_the_last(monkeypatch):
     rates = {256: 80.0, 512: 90.0, 1024: 55.0}  # a 1024 product that fell out of cache
-    monkeypatch.setattr(bench, "matmul_gflops", lambda n, dtype, repeats: rates[n])
+    monkeypatch.setattr(bench, "matmul_gflops", lambda n, dtype, seconds: rates[n])
     assert bench.best_matmul_gflops() == (90.0, rates)
 
 
@@ -122,6 +124,16 @@ def test_precise_bn_recomputes_the_statistics_over_every_batch_and_leaves_the_mo
         per_batch = [model[0](x[i:i + 7]).mean((0, 2, 3)) for i in range(0, 30, 7)]
     assert torch.allclose(twin[1].running_mean, torch.stack(per_batch).mean(0), atol=1e-5)
     assert not twin.training and float(model[1].running_mean[0]) == 5.0
+
+
+def test_the_conv_ceiling_weights_each_stage_by_its_time(monkeypatch):
+    # equal FLOPs per stage (c^2 * size^2 is the same for all four): the ratio is total time / total time
+    rates = {torch.float32: dict(layer1=100.0, layer2=100.0, layer3=100.0, layer4=100.0),
+             torch.bfloat16: dict(layer1=400.0, layer2=400.0, layer3=200.0, layer4=100.0)}
+    monkeypatch.setattr(bench, "conv_gflops", lambda dtype: rates[dtype])
+    result = bench.bench_conv_ceiling()
+    assert result["conv3x3_bf16_vs_fp32_by_stage"] == dict(layer1=4.0, layer2=4.0, layer3=2.0, layer4=1.0)
+    assert result["conv3x3_bf16_vs_fp32"] == pytest.approx(4 / (1 / 4 + 1 / 4 + 1 / 2 + 1))
 
 
 def test_alternate_takes_medians():

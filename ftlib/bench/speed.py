@@ -20,6 +20,7 @@ sides alternate (A, B, A, B, ...) and the median of each side is used.
 | `fast_path_acc_delta`      | mean paired test-accuracy difference, fast path - fp32: the course backbone fine-tuned on the retail stand-in, same start and batches, `parity_steps` steps, `parity_seeds` seeds (`..._se`: its standard error) |
 | `..._precise_bn`           | the same difference with each model's batch-norm statistics recomputed on the training images |
 | `achieved_gflops_ratio`    | training GFLOP/s of `fit` (fp32) / fp32 matmul GFLOP/s (the best of 256, 512, 1024) |
+| `conv3x3_bf16_vs_fp32`     | bf16 / fp32 speed of ResNet-18's own 3x3 convolutions at 64 px (one per stage, forward, time-weighted): the ceiling of the fast path |
 | `fast_gflops_ratio_bf16`   | training GFLOP/s of the fast path / bf16 matmul GFLOP/s: how much of the chip's bf16 it uses |
 | `standin_generation_s`     | {domain: wall seconds} to draw each stand-in at the CI size (reported, not judged) |
 | `transfer`                 | per stand-in, mean of 3 seeds: scratch, linear-probe and fine-tune |
@@ -373,24 +374,56 @@ def bench_prefix_cache(cfg: dict, upto: str = "layer2") -> dict:
             f"prefix_caching_s{suffix}": t_cache, f"frozen_stages{suffix}": f"stem..{upto}"}
 
 
-def matmul_gflops(n: int = 1024, dtype: torch.dtype = torch.float32, repeats: int = 10) -> float:
+def _gflops(work: Callable[[], object], flops: float, seconds: float) -> float:
+    """GFLOP/s of `work()` (`flops` each), run again and again for at least `seconds` after two
+    untimed calls: a fixed handful of repeats is too short to read on a busy 2-core machine."""
+    work(), work()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        work()
+        count += 1
+    return flops * count / (time.perf_counter() - start) / 1e9
+
+
+def matmul_gflops(n: int = 1024, dtype: torch.dtype = torch.float32, seconds: float = 0.5) -> float:
     """GFLOP/s of an n x n matrix product on the CPU (2 n^3 floating-point operations each)."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+    return _gflops(lambda: a @ b, 2 * n**3, seconds)
 
 
 MATMUL_SIZES = (256, 512, 1024)
+STAGE_CONVS = {"layer1": (64, 16), "layer2": (128, 8), "layer3": (256, 4), "layer4": (512, 2)}
+"""ResNet-18's 3x3 convolutions at 64 px: (channels, map size) in each stage."""
 
 
 def best_matmul_gflops(dtype: torch.dtype = torch.float32, sizes: Sequence[int] = MATMUL_SIZES) -> tuple[float, dict]:
     """(the best GFLOP/s, {n: GFLOP/s}) of n x n products over `sizes`: the chip's reference. One
     size alone can under-report it: a 1024 x 1024 fp32 product outgrows a 2 MiB L2 cache."""
-    by_size = {n: matmul_gflops(n, dtype, repeats=max(3, 10 * (1024 // n) ** 2)) for n in sizes}
+    by_size = {n: matmul_gflops(n, dtype, seconds=0.5) for n in sizes}
     return max(by_size.values()), by_size
+
+
+def conv_gflops(dtype: torch.dtype, batch: int = 64, seconds: float = 0.5) -> dict[str, float]:
+    """{stage: GFLOP/s} of the forward pass of one 3x3 convolution of each ResNet-18 stage at 64 px
+    (`STAGE_CONVS`), channels_last, batch `batch`: what the chip gives the operation training is made of."""
+    out = {}
+    for stage, (c, size) in STAGE_CONVS.items():
+        x = torch.randn(batch, c, size, size, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(c, c, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        out[stage] = _gflops(lambda: F.conv2d(x, w, padding=1), 2 * batch * size * size * c * c * 9, seconds)
+    return out
+
+
+def bench_conv_ceiling() -> dict:
+    """bf16 against fp32 on the convolutions themselves: each stage's ratio, and the ratio of one
+    convolution of every stage in a row (the time-weighted mean): the most bf16 can speed up a
+    training step made of such convolutions, whatever else is done."""
+    fp32, bf16 = conv_gflops(torch.float32), conv_gflops(torch.bfloat16)
+    flops = {stage: c * c * size * size for stage, (c, size) in STAGE_CONVS.items()}  # proportional to each stage's FLOPs
+    seconds = lambda rates: sum(flops[k] / rates[k] for k in flops)  # noqa: E731
+    return {"conv3x3_fp32_gflops": fp32, "conv3x3_bf16_gflops": bf16,
+            "conv3x3_bf16_vs_fp32_by_stage": {k: bf16[k] / fp32[k] for k in fp32},
+            "conv3x3_bf16_vs_fp32": seconds(fp32) / seconds(bf16)}
 
 
 def _training_flops(model: nn.Module, x: torch.Tensor) -> int:
@@ -413,7 +446,8 @@ def bench_gflops(cfg: dict, fit_img_s: float, fast_img_s: float | None = None) -
            "matmul_fp32_gflops_by_size": fp32_by_size, "training_gflop_per_image": flops / 1e9}
     if cpu_has_native_bf16():
         bf16, bf16_by_size = best_matmul_gflops(torch.bfloat16)
-        out.update(matmul_bf16_gflops=bf16, matmul_bf16_vs_fp32=bf16 / fp32, matmul_bf16_gflops_by_size=bf16_by_size)
+        out.update(matmul_bf16_gflops=bf16, matmul_bf16_vs_fp32=bf16 / fp32, matmul_bf16_gflops_by_size=bf16_by_size,
+                   **bench_conv_ceiling())
         if fast_img_s:
             out.update(fast_training_gflops=flops * fast_img_s / 1e9, fast_gflops_ratio_bf16=flops * fast_img_s / 1e9 / bf16)
     return out
@@ -530,7 +564,7 @@ def _report(result: dict) -> str:
                 "cpu_fast_path_speedup", "cpu_fast_path_speedup_one_thread", "fast_path_conv_speedup",
                 "fast_path_conv_share", "fast_path_ceiling", "fast_path_acc_delta", "fast_path_acc_delta_se",
                 "fast_path_acc_delta_precise_bn", "fast_path_acc_delta_precise_bn_se", "achieved_gflops_ratio",
-                "matmul_bf16_vs_fp32", "fast_gflops_ratio_bf16"]:
+                "matmul_bf16_vs_fp32", "conv3x3_bf16_vs_fp32", "fast_gflops_ratio_bf16"]:
         value = result.get(key)
         shown = "n/a" if value is None else f"{value:.3f}"
         lines.append(f"{key:<34} {shown:>8}  {_target_text(result, key)}".rstrip())
