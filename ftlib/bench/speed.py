@@ -61,7 +61,7 @@ from ..freeze import freeze, unfreeze
 from ..metrics import accuracy
 from ..pretrained import load_model
 from ..precision import Precision, cpu_has_native_bf16
-from ..train import fit
+from ..train import fit, train_step
 
 __all__ = ["run", "main", "SIZES", "TARGETS"]
 
@@ -185,12 +185,10 @@ CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward")  # their t
 
 
 def _fast_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer) -> None:
-    """One step of the CPU fast path, as `fit` takes it: channels_last input, bf16 autocast."""
-    opt.zero_grad(set_to_none=True)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y)
-    loss.backward()
-    opt.step()
+    """One step of the CPU fast path, as `fit` takes it (`ftlib.train.train_step`): channels_last
+    input, bf16 autocast."""
+    train_step(model, x.contiguous(memory_format=torch.channels_last), y, F.cross_entropy, opt,
+               autocast_dtype=torch.bfloat16)
 
 
 def _bare_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer) -> None:
@@ -397,8 +395,8 @@ STAGE_CONVS = {"layer1": (64, 16), "layer2": (128, 8), "layer3": (256, 4), "laye
 
 
 def best_matmul_gflops(dtype: torch.dtype = torch.float32, sizes: Sequence[int] = MATMUL_SIZES) -> tuple[float, dict]:
-    """(the best GFLOP/s, {n: GFLOP/s}) of n x n products over `sizes`: the chip's reference. One
-    size alone can under-report it: a 1024 x 1024 fp32 product outgrows a 2 MiB L2 cache."""
+    """(the best GFLOP/s, {n: GFLOP/s}) of n x n products over `sizes`: the chip's reference, since
+    one size alone can under-report it."""
     by_size = {n: matmul_gflops(n, dtype, seconds=0.5) for n in sizes}
     return max(by_size.values()), by_size
 
